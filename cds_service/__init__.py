@@ -1,0 +1,1 @@
+"""IVIG-CDS: a CDS Hooks service for the EFNS 2008 guideline on IVIG in neurological diseases."""

@@ -1,0 +1,203 @@
+"""Findings rendered as CDS Hooks 2.0 cards, as DESIGN.md's card contract says.
+
+The PlanDefinition action supplies the words (title -> summary, description -> detail,
+priority -> indicator, documentation -> source); this module adds what only this patient and
+this order can supply: the facts used, the dose arithmetic, and the one-click regimen.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from .engine import Finding
+from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, fmt
+
+INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
+_SEVERITY = {"critical": 0, "warning": 1, "info": 2}
+NON_ADHERENCE = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+OVERRIDE_REASONS = (
+    {"system": NON_ADHERENCE, "code": "patient-ineligible", "display": "Patient does not meet eligibility for recommended action"},
+    {"system": NON_ADHERENCE, "code": "risk-benefit-ratio", "display": "Recipient assessment of risk/benefit ratio"},
+    {"system": NON_ADHERENCE, "code": "expert-contradicts", "display": "Advice from expert contradicts the recommended action"},
+    {"system": NON_ADHERENCE, "code": "policy-contradicts", "display": "Institutional policy/guideline contradicts the recommended action"},
+)
+DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
+
+
+def render(findings: Iterable[Finding]) -> list[dict]:
+    """Cards, most severe first (stable within a severity, i.e. in guideline order)."""
+    cards = [card(f) for f in findings]
+    return sorted(cards, key=lambda c: _SEVERITY[c["indicator"]])
+
+
+def card(finding: Finding) -> dict:
+    rec = finding.recommendation
+    indicator = INDICATOR[rec.priority]
+    summary = rec.title
+    if finding.departs:
+        indicator = "critical" if indicator == "critical" else "warning"
+        summary = _clip(f"IVIG draft departs from the guideline regimen ({rec.level_text}): {rec.regimens[0].describe()}")
+    result: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": summary,
+        "detail": detail(finding),
+        "indicator": indicator,
+        "source": {
+            "label": rec.documentation.get("display", "EFNS guideline on IVIG in neurological diseases (2008)"),
+            "url": rec.documentation["url"],
+            "topic": rec.topic,
+        },
+    }
+    suggestions = _suggestions(finding)
+    if suggestions:
+        result["selectionBehavior"] = "at-most-one"
+        result["suggestions"] = suggestions
+    if indicator != "info":
+        result["overrideReasons"] = [dict(r) for r in OVERRIDE_REASONS]
+    links = [{"label": a.get("display") or a["url"], "url": a["url"], "type": "absolute"} for a in rec.links]
+    if links:
+        result["links"] = links
+    return result
+
+
+def detail(finding: Finding) -> str:
+    rec = finding.recommendation
+    doc = rec.documentation
+    where = f", {doc['label']}" if doc.get("label") else ""
+    lines = [f"**{_stance(finding)}**", ""]
+    if rec.description:
+        lines += [rec.description, ""]
+    lines += [f"> {doc['citation']}", ">", f"> — EFNS guideline on IVIG in neurological diseases (2008){where}", ""]
+    facts = _patient_facts(finding)
+    if facts:
+        lines += ["**Patient facts**", ""] + [f"- {f}" for f in facts] + [""]
+    if rec.regimens:
+        lines += ["**Regimen**", ""] + [f"- {line}" for line in _regimen_lines(rec.regimens, finding.facts.weight)] + [""]
+        comparison = finding.comparison
+        if comparison is not None and (comparison.conforms is not None or finding.dosage != DraftDosage()):
+            lines += [comparison.statement, ""]
+    return "\n".join(lines).strip()
+
+
+def _stance(finding: Finding) -> str:
+    rec = finding.recommendation
+    evidence = f" ({rec.evidence['display']})" if rec.evidence and rec.evidence.get("display") else ""
+    if rec.level.get("code") == "none":
+        return f"{rec.level_text}{evidence}"
+    direction = {"against": "against IVIG", "for": "for IVIG"}.get(rec.direction or "", "")
+    return f"{rec.level_text}{evidence}" + (f" — {direction}" if direction else "")
+
+
+def _regimen_lines(regimens: tuple[Regimen, ...], weight: DosingWeight | None) -> list[str]:
+    if weight is None:
+        return [r.describe() for r in regimens]
+    return [r.arithmetic(weight) for r in regimens]
+
+
+def _patient_facts(finding: Finding) -> list[str]:
+    facts = []
+    if finding.recommendation.regimens or finding.recommendation.uses_weight:
+        weight = finding.facts.weight
+        if weight is None:
+            facts.append(f"Body weight: missing. {finding.facts.weight_note} No absolute dose is given; the regimen is stated per kg.")
+        else:
+            converted = "" if weight.stated.endswith(" kg") else f" = {fmt(weight.kg)} kg"
+            facts.append(f"Body weight: {weight.stated}{converted} (measured {weight.measured or 'on an unrecorded date'})")
+    facts += [_describe(r) for r in finding.evidence]
+    facts += [f"{title}: no result on record" for title in finding.not_on_record]
+    return facts
+
+
+def _describe(resource: dict) -> str:
+    kind = resource.get("resourceType")
+    if kind == "Observation":
+        quantity = resource.get("valueQuantity") or {}
+        value = f"{quantity.get('value')} {quantity.get('unit') or quantity.get('code') or ''}".strip() if quantity else "no value"
+        return f"{_name(resource.get('code'))}: {value} ({_when(resource, 'effectiveDateTime', 'issued')})"
+    if kind == "Condition":
+        status = ((resource.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", "status not stated")
+        onset = resource.get("onsetDateTime") or resource.get("recordedDate")
+        return f"Diagnosis: {_name(resource.get('code'))} ({status}" + (f", since {onset[:10]})" if onset else ")")
+    if kind == "MedicationRequest":
+        return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({resource.get('status', 'draft')}, {_when(resource, 'authoredOn')})"
+    if kind == "Procedure":
+        return f"Procedure: {_name(resource.get('code'))} ({_when(resource, 'performedDateTime')})"
+    return kind or "record"
+
+
+def _name(concept: Any) -> str:
+    if not isinstance(concept, dict):
+        return "unnamed"
+    coding = next((c for c in concept.get("coding") or [] if isinstance(c, dict)), {})
+    name = concept.get("text") or coding.get("display") or "unnamed"
+    return f"{name} [{coding['code']}]" if coding.get("code") else name
+
+
+def _when(resource: dict, *elements: str) -> str:
+    for element in elements:
+        if isinstance(resource.get(element), str):
+            return resource[element][:10]
+    period = resource.get("effectivePeriod") or resource.get("performedPeriod")
+    if isinstance(period, dict) and isinstance(period.get("start"), str):
+        return period["start"][:10]
+    return "date not recorded"
+
+
+def _suggestions(finding: Finding) -> list[dict]:
+    """One suggestion per regimen alternative, unless the weight is unknown or the draft already follows it."""
+    weight = finding.facts.weight
+    regimens = finding.recommendation.regimens
+    if not regimens or weight is None or (finding.comparison and finding.comparison.conforms):
+        return []
+    return [_suggestion(finding.order, regimen, weight) for regimen in regimens]
+
+
+def _suggestion(order: dict, regimen: Regimen, weight: DosingWeight) -> dict:
+    daily = regimen.daily_grams(weight)
+    label = f"IVIG {fmt(daily)} g/day for {regimen.days} days ({fmt(regimen.dose_per_kg_per_day)} g/kg/day × {fmt(weight.kg)} kg)"
+    resource = copy.deepcopy(order)
+    previous = (order.get("dosageInstruction") or [{}])[0] if isinstance(order.get("dosageInstruction"), list) else {}
+    instruction: dict[str, Any] = {
+        "text": f"{label}; weight measured {weight.measured or 'on an unrecorded date'}",
+        "timing": {
+            "repeat": {
+                "frequency": 1,
+                "period": 1,
+                "periodUnit": "d",
+                "boundsDuration": {"value": regimen.days, "unit": "d", "system": UCUM, "code": "d"},
+            }
+        },
+        "doseAndRate": [
+            {
+                "type": {"coding": [{"system": DOSE_RATE_TYPE, "code": "calculated", "display": "Calculated"}]},
+                "doseQuantity": {"value": _number(daily), "unit": "g", "system": UCUM, "code": "g"},
+            }
+        ],
+    }
+    if isinstance(previous, dict) and isinstance(previous.get("route"), dict):
+        instruction["route"] = previous["route"]
+    resource["dosageInstruction"] = [instruction]
+    has_id = bool(order.get("id"))
+    return {
+        "label": label,
+        "uuid": str(uuid.uuid4()),
+        "actions": [
+            {
+                "type": "update" if has_id else "create",
+                "description": f"{'Change the draft order to' if has_id else 'Order'} {label}",
+                "resource": resource,
+            }
+        ],
+    }
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _clip(text: str, limit: int = 139) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -1,0 +1,77 @@
+"""`ivig-cds`: serve the CDS Hooks service, or evaluate one request offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import Settings
+from .discovery import service_id
+from .knowledge import DefinitionError, load
+from .prefetch import DataUnavailable
+from .protocol import RequestError
+from .service import CdsService
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ivig-cds", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service under gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=2)
+    evaluate = commands.add_parser("evaluate", help="print the CDS Hooks response to a request file, without a server")
+    evaluate.add_argument("request", type=Path, help="a CDS Hooks request (JSON)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args.host, args.port, args.workers)
+        return _evaluate(args.request)
+    except DefinitionError as exc:
+        print(f"ivig-cds: broken definition: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(host: str, port: int, workers: int) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from .app import create_app
+
+    app = create_app()  # load definitions before forking, so a broken file stops start-up here
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return app
+
+    Server().run()
+    return 0
+
+
+def _evaluate(path: Path) -> int:
+    body = path.read_bytes()
+    try:
+        hook = json.loads(body).get("hook")
+    except (ValueError, AttributeError):
+        hook = None
+    service = CdsService(load(Settings.from_env().knowledge_root), Settings.from_env())
+    try:
+        response = service.call(service_id(hook) if isinstance(hook, str) else "", body)
+    except RequestError as exc:
+        print(f"ivig-cds: request refused ({exc.status}): {exc.reason}", file=sys.stderr)
+        return 1
+    except DataUnavailable as exc:
+        print(json.dumps(exc.operation_outcome(), indent=2), file=sys.stderr)
+        return 1
+    print(json.dumps(response, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The patient facts a recommendation's FHIRPath conditions can see, as named inputs.
+
+Conditions in `plandefinitions/` are written against these `%names` and nothing else, so this
+module is the contract between the knowledge and the data. A name whose fact is unknown is an
+empty collection: FHIRPath then yields empty, and an empty condition does not apply. We never
+fill a gap with a guess.
+
+| name | what it holds |
+|---|---|
+| %hook | "order-select" or "order-sign" |
+| %patient | the Patient resource |
+| %ageYears | whole years at today, from Patient.birthDate |
+| %conditions | Conditions that count as diagnoses now: clinical status active/recurrence/relapse, not refuted, unconfirmed, provisional, differential or entered in error |
+| %conditionHistory | every Condition on record except refuted or entered in error (e.g. a resolved thrombosis) |
+| %weightKg | the latest body weight in kg (kg or [lb_av] on record) |
+| %observations | lab Observations on record (final, amended, corrected), newest first |
+| %medications | MedicationRequests active or on hold on record, plus the other draft orders of this session |
+| %ivigCourses | earlier IVIG orders on record (active, on hold, completed), newest first |
+| %procedures | Procedures on record, completed or in progress |
+| %order | the IVIG draft order being evaluated |
+| %orderDays | its number of days, when it says |
+| %orderDosePerKgPerDay | its daily dose per kg, when it says (in g/kg, or in g with a known weight) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from .regimen import DosingWeight, DraftDosage, dosing_weight
+
+EMPTY_INPUTS: Mapping[str, Any] = {
+    name: []
+    for name in (
+        "hook patient ageYears conditions conditionHistory weightKg observations medications "
+        "ivigCourses procedures order orderDays orderDosePerKgPerDay"
+    ).split()
+}
+
+_NOT_A_DIAGNOSIS = {"refuted", "entered-in-error", "unconfirmed", "provisional", "differential"}
+_NOT_ON_RECORD = {"refuted", "entered-in-error"}
+_ACTIVE = {"active", "recurrence", "relapse"}
+_RESULT_STATUSES = {"final", "amended", "corrected"}
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """What the record says about the patient, read once per hook call from prefetch or the FHIR server."""
+
+    patient: dict | None = None
+    conditions: list[dict] = field(default_factory=list)
+    condition_history: list[dict] = field(default_factory=list)
+    weight: DosingWeight | None = None
+    weight_note: str | None = "No body weight is on record."  # why there is no usable weight
+    observations: list[dict] = field(default_factory=list)
+    medications: list[dict] = field(default_factory=list)
+    medication_history: list[dict] = field(default_factory=list)
+    procedures: list[dict] = field(default_factory=list)
+
+    def age_years(self, today: date) -> int | None:
+        born = _date((self.patient or {}).get("birthDate"))
+        if born is None:
+            return None
+        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
+    """Sort prefetch results (by key: patient, conditions, weight, labs, medications, procedures) into facts."""
+    conditions = _resources(prefetch.get("conditions"), "Condition")
+    weights = sorted(filter(_is_result, _resources(prefetch.get("weight"), "Observation")), key=_effective, reverse=True)
+    weight, weight_note = _latest_weight(weights)
+    medication_requests = _resources(prefetch.get("medications"), "MedicationRequest")
+    patient = prefetch.get("patient")
+    return PatientFacts(
+        patient=patient if isinstance(patient, dict) and patient.get("resourceType") == "Patient" else None,
+        conditions=[c for c in conditions if _is_diagnosis(c)],
+        condition_history=[c for c in conditions if _code(c, "verificationStatus") not in _NOT_ON_RECORD],
+        weight=weight,
+        weight_note=weight_note,
+        observations=sorted(filter(_is_result, _resources(prefetch.get("labs"), "Observation")), key=_effective, reverse=True),
+        medications=[m for m in medication_requests if m.get("status") in ("active", "on-hold")],
+        medication_history=[m for m in medication_requests if m.get("status") not in ("entered-in-error", "cancelled", "draft")],
+        procedures=[p for p in _resources(prefetch.get("procedures"), "Procedure") if p.get("status") in ("completed", "in-progress")],
+    )
+
+
+def named_inputs(
+    facts: PatientFacts,
+    *,
+    hook: str,
+    order: dict,
+    other_orders: Iterable[dict],
+    dosage: DraftDosage,
+    is_ivig: Callable[[dict], bool],
+    today: date,
+) -> dict[str, Any]:
+    """The %names for one IVIG draft order."""
+    per_kg = dosage.per_kg_per_day(facts.weight)
+    age = facts.age_years(today)
+    other_medications = [o for o in other_orders if o.get("resourceType") == "MedicationRequest"]
+    return {
+        "hook": hook,
+        "patient": facts.patient or [],
+        "ageYears": age if age is not None else [],
+        "conditions": facts.conditions,
+        "conditionHistory": facts.condition_history,
+        "weightKg": facts.weight.kg if facts.weight else [],
+        "observations": facts.observations,
+        "medications": facts.medications + other_medications,
+        "ivigCourses": sorted(
+            (m for m in facts.medication_history if m.get("status") != "stopped" and is_ivig(m)),
+            key=lambda m: str(m.get("authoredOn", "")),
+            reverse=True,
+        ),
+        "procedures": facts.procedures,
+        "order": order,
+        "orderDays": dosage.days if dosage.days is not None else [],
+        "orderDosePerKgPerDay": per_kg if per_kg is not None else [],
+    }
+
+
+def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None]:
+    """The latest body weight, or why there is none we can dose by (an older weight is not a stand-in)."""
+    if not weights:
+        return None, "No body weight is on record."
+    weight = dosing_weight(weights[0])
+    if weight is None:
+        quantity = weights[0].get("valueQuantity") or {}
+        unit = quantity.get("code") or quantity.get("unit") or "no unit"
+        return None, f"The latest body weight ({_effective(weights[0]) or 'undated'}) is not a usable value in kg or [lb_av] ({unit})."
+    return weight, None
+
+
+def _resources(value: Any, kind: str) -> list[dict]:
+    """Resources of one type from a searchset Bundle (or a single resource); OperationOutcomes are dropped."""
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == kind:
+        return [value]
+    if value.get("resourceType") != "Bundle":
+        return []
+    entries = value.get("entry") if isinstance(value.get("entry"), list) else []
+    return [
+        e["resource"]
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == kind
+    ]
+
+
+def _code(resource: dict, element: str) -> str | None:
+    concept = resource.get(element)
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    if isinstance(codings, list) and codings and isinstance(codings[0], dict):
+        return codings[0].get("code")
+    return None
+
+
+def _is_diagnosis(condition: dict) -> bool:
+    return _code(condition, "clinicalStatus") in _ACTIVE and _code(condition, "verificationStatus") not in _NOT_A_DIAGNOSIS
+
+
+def _is_result(observation: dict) -> bool:
+    return observation.get("status") in _RESULT_STATUSES
+
+
+def _effective(observation: dict) -> str:
+    period = observation.get("effectivePeriod") if isinstance(observation.get("effectivePeriod"), dict) else {}
+    return str(observation.get("effectiveDateTime") or period.get("start") or observation.get("issued") or "")
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None

@@ -1,0 +1,252 @@
+"""The guideline's knowledge, loaded, validated and indexed once at start-up.
+
+Everything disease-specific lives in `plandefinitions/` and `valuesets/` as FHIR R4 JSON. This
+module turns those files into `Recommendation`s the engine can evaluate without touching disk or
+parsing anything per request, and refuses to start on a definition it cannot trust: a broken
+file stops start-up with a message naming the file and the fault.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fhirpathpy
+from fhir.resources.R4B import get_fhir_model_class
+from fhirpathpy.models import models
+from pydantic import ValidationError
+
+from .inputs import EMPTY_INPUTS
+from .regimen import Regimen, RegimenError, regimen_from_activity
+from .terminology import Terminology
+
+CANONICAL_BASE = "http://ivig-cds.org/fhir"
+STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation"
+QUALITY = "http://hl7.org/fhir/StructureDefinition/cqf-qualityOfEvidence"
+DIRECTION = "http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-directionOfRecommendation"
+KNOWLEDGE_DIRS = ("valuesets", "plandefinitions")
+_MEMBER_OF = re.compile(r"memberOf\(\s*'([^']+)'\s*\)")
+_PRIORITIES = ("routine", "urgent", "stat")
+SUMMARY_LIMIT = 140
+
+Condition = Callable[[dict, dict], list]
+
+
+class DefinitionError(Exception):
+    """A knowledge file we will not serve from."""
+
+    def __init__(self, path: Path | str, fault: str):
+        super().__init__(f"{path}: {fault}")
+        self.path, self.fault = str(path), fault
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One top-level PlanDefinition action: a guideline recommendation, ready to evaluate."""
+
+    plan_url: str
+    action_id: str
+    topic: dict  # Coding identifying the recommendation
+    title: str
+    description: str
+    priority: str
+    level: dict  # Coding: EFNS level A/B/C, good practice point, no recommendation
+    evidence: dict | None  # Coding: EFNS evidence class, where the guideline states it
+    direction: str | None  # "for" | "against"
+    documentation: dict  # RelatedArtifact: guideline, section, the sentence itself, DOI
+    links: tuple[dict, ...]
+    hooks: frozenset[str]
+    indications: frozenset[str]  # diagnosis ValueSets; empty = applies to every IVIG order
+    conditions: tuple[Condition, ...]
+    watched_valuesets: tuple[str, ...]  # ValueSets the conditions look at: the facts a card shows
+    observed_valuesets: tuple[str, ...]  # Observation inputs: the card shows the latest result of each, or its absence
+    uses_weight: bool  # the conditions look at %weightKg: the card states the weight, or why there is none
+    regimens: tuple[Regimen, ...]
+    selection_behavior: str | None
+    source_file: str
+
+    @property
+    def level_text(self) -> str:
+        return self.level.get("display", self.level["code"])
+
+    def applies(self, inputs: dict) -> bool:
+        """All applicability conditions true (an empty or non-boolean result is false)."""
+        return all(condition({}, inputs) == [True] for condition in self.conditions)
+
+
+class KnowledgeBase:
+    """The loaded definitions, the terminology, and an index from diagnosis ValueSet to recommendation."""
+
+    def __init__(self, resources: dict[str, dict], terminology: Terminology, recommendations: Iterable[Recommendation]):
+        self.resources = resources  # file name -> resource, for export and review
+        self.terminology = terminology
+        self.recommendations = tuple(recommendations)
+        self._by_indication: dict[str, list[Recommendation]] = defaultdict(list)
+        self._always: list[Recommendation] = []
+        for rec in self.recommendations:
+            if rec.indications:
+                for url in rec.indications:
+                    self._by_indication[url].append(rec)
+            else:
+                self._always.append(rec)
+
+    def title_of(self, url: str) -> str:
+        kind, _, id_ = url.removeprefix(CANONICAL_BASE + "/").partition("/")
+        return self.resources.get(f"{kind}-{id_}.json", {}).get("title", url)
+
+    def candidates(self, hook: str, diagnosis_valuesets: Iterable[str]) -> list[Recommendation]:
+        """Recommendations that could apply to a patient with these diagnoses, in definition order."""
+        found = {id(r): r for url in diagnosis_valuesets for r in self._by_indication.get(url, ())}
+        found.update({id(r): r for r in self._always})
+        order = {id(r): i for i, r in enumerate(self.recommendations)}
+        return sorted((r for r in found.values() if hook in r.hooks), key=lambda r: order[id(r)])
+
+
+def load(root: Path | str) -> KnowledgeBase:
+    """Read, validate and index every definition under root/valuesets and root/plandefinitions."""
+    root = Path(root)
+    files = sorted(p for d in KNOWLEDGE_DIRS for p in (root / d).glob("*.json"))
+    if not files:
+        raise DefinitionError(root, "no definitions found in valuesets/ or plandefinitions/")
+    resources = {path.name: _read(path) for path in files}
+    by_type: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
+    for path in files:
+        by_type[resources[path.name]["resourceType"]].append((path, resources[path.name]))
+
+    terminology = Terminology(r for _, r in by_type["ValueSet"])
+    activities = {r["url"]: (p, r) for p, r in by_type["ActivityDefinition"]}
+    regimens = {}
+    for url, (path, activity) in activities.items():
+        try:
+            regimens[url] = regimen_from_activity(activity)
+        except RegimenError as exc:
+            raise DefinitionError(path, str(exc)) from exc
+    compiler = _Compiler(terminology)
+    recommendations = [
+        _recommendation(path, plan, action, compiler, regimens)
+        for path, plan in by_type["PlanDefinition"]
+        for action in plan.get("action", [])
+    ]
+    return KnowledgeBase(resources, terminology, recommendations)
+
+
+def _read(path: Path) -> dict:
+    try:
+        resource = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DefinitionError(path, f"not readable JSON ({exc})") from exc
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
+    if not isinstance(kind, str):
+        raise DefinitionError(path, "no resourceType")
+    try:
+        get_fhir_model_class(kind).model_validate(resource)
+    except (KeyError, ValueError, ValidationError) as exc:
+        raise DefinitionError(path, f"not a valid FHIR {kind}: {exc}") from exc
+    expected = f"{kind}-{resource.get('id')}.json"
+    if path.name != expected:
+        raise DefinitionError(path, f"file must be named after the resource: {expected}")
+    if "url" in resource and resource["url"] != f"{CANONICAL_BASE}/{kind}/{resource['id']}":
+        raise DefinitionError(path, f"url must be {CANONICAL_BASE}/{kind}/{resource['id']}")
+    return resource
+
+
+class _Compiler:
+    """Compiles FHIRPath once, with memberOf() answered by our terminology."""
+
+    def __init__(self, terminology: Terminology):
+        self.terminology = terminology
+
+        def member_of(collection: list, url: str) -> list[bool]:
+            return [terminology.member_of(item, url) for item in collection]
+
+        self._options = {"userInvocationTable": {"memberOf": {"fn": member_of, "arity": {1: ["String"]}}}}
+
+    def compile(self, path: Path, where: str, expression: dict) -> tuple[Condition, list[str]]:
+        if expression.get("language") != "text/fhirpath":
+            raise DefinitionError(path, f"{where}: condition language must be text/fhirpath")
+        text = expression.get("expression", "")
+        valuesets = _MEMBER_OF.findall(text)
+        for url in valuesets:
+            if not self.terminology.knows(url):
+                raise DefinitionError(path, f"{where}: memberOf('{url}') names no loaded ValueSet")
+        try:
+            condition = fhirpathpy.compile(text, models["r4"], self._options)
+            result = condition({}, dict(EMPTY_INPUTS))
+        except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax and unknown variables
+            raise DefinitionError(path, f"{where}: FHIRPath {text!r} does not evaluate: {exc}") from exc
+        if result not in ([], [True], [False]):
+            raise DefinitionError(path, f"{where}: FHIRPath {text!r} is not boolean")
+        return condition, valuesets
+
+
+def _recommendation(path: Path, plan: dict, action: dict, compiler: _Compiler, regimens: dict[str, Regimen]) -> Recommendation:
+    where = f"action {action.get('id', '?')}"
+
+    def need(value: Any, what: str) -> Any:
+        if not value:
+            raise DefinitionError(path, f"{where}: {what} is required")
+        return value
+
+    need(action.get("id"), "id")
+    title = need(action.get("title"), "title (the card summary)")
+    if len(title) >= SUMMARY_LIMIT:
+        raise DefinitionError(path, f"{where}: title must be under {SUMMARY_LIMIT} characters")
+    priority = action.get("priority", "routine")
+    if priority not in _PRIORITIES:
+        raise DefinitionError(path, f"{where}: priority must be one of {_PRIORITIES}")
+    documentation = need(action.get("documentation"), "documentation citing the guideline")[0]
+    need(documentation.get("citation"), "documentation[0].citation (the guideline sentence)")
+    extensions = {e["url"]: e.get("valueCodeableConcept", {}).get("coding", [{}])[0] for e in action.get("extension", [])}
+    level = need(extensions.get(STRENGTH), "the cqf-strengthOfRecommendation extension (EFNS level)")
+    topic = need((action.get("code") or [{}])[0].get("coding", [None])[0], "code (the recommendation's topic Coding)")
+    hooks = frozenset(t["name"] for t in action.get("trigger", []) if t.get("type") == "named-event")
+    need(hooks, "a named-event trigger")
+    conditions, watched = [], []
+    for i, cond in enumerate(action.get("condition", [])):
+        if cond.get("kind") == "applicability":
+            fn, valuesets = compiler.compile(path, f"{where} condition[{i}]", cond.get("expression", {}))
+            conditions.append(fn)
+            watched += [v for v in valuesets if v not in watched]
+    indications = frozenset(
+        f["valueSet"] for i in action.get("input", []) if i.get("type") == "Condition" for f in i.get("codeFilter", []) if "valueSet" in f
+    )
+    observed = tuple(
+        f["valueSet"] for i in action.get("input", []) if i.get("type") == "Observation" for f in i.get("codeFilter", []) if "valueSet" in f
+    )
+    for url in indications | set(observed):
+        if not compiler.terminology.knows(url):
+            raise DefinitionError(path, f"{where}: input names unknown ValueSet {url}")
+    definitions = [action.get("definitionCanonical")] + [sub.get("definitionCanonical") for sub in action.get("action", [])]
+    chosen = []
+    for url in filter(None, definitions):
+        if url not in regimens:
+            raise DefinitionError(path, f"{where}: definitionCanonical {url} is not a loaded ActivityDefinition")
+        chosen.append(regimens[url])
+    links = tuple(a for a in plan.get("relatedArtifact", []) if a.get("type") == "documentation" and a.get("url"))
+    return Recommendation(
+        plan_url=plan["url"],
+        action_id=action["id"],
+        topic=topic,
+        title=title,
+        description=action.get("description", ""),
+        priority=priority,
+        level=level,
+        evidence=extensions.get(QUALITY),
+        direction=extensions.get(DIRECTION, {}).get("code"),
+        documentation=documentation,
+        links=links,
+        hooks=hooks,
+        indications=indications,
+        conditions=tuple(conditions),
+        watched_valuesets=tuple(watched),
+        observed_valuesets=observed,
+        uses_weight=any("%weightKg" in c.get("expression", {}).get("expression", "") for c in action.get("condition", [])),
+        regimens=tuple(chosen),
+        selection_behavior=action.get("selectionBehavior"),
+        source_file=path.name,
+    )

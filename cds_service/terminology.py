@@ -1,0 +1,109 @@
+"""ValueSet membership, answered from the ValueSets we ship.
+
+fhirpathpy has no terminology functions, so `memberOf()` in our FHIRPath conditions is
+served from here. Membership is decided from each ValueSet's expansion, plus the `is-a`
+filters of its compose for code systems whose hierarchy is spelled in the code itself
+(ICD-10, ICD-10-CM, ATC): a patient's `I26.99` is a descendant of the verified category
+`I26` without us having to enumerate every billable child.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ATC = "http://www.whocc.no/atc"
+NDC = "http://hl7.org/fhir/sid/ndc"
+
+#: Code systems in which a descendant's code starts with its ancestor's code.
+PREFIX_HIERARCHIES = frozenset({ICD10, ICD10CM, ATC})
+
+
+def _normalise(system: str, code: str) -> str:
+    """A comparable form of a code: ICD codes without the dot, NDCs as labeler-product."""
+    code = code.strip()
+    if system in (ICD10, ICD10CM):
+        return code.replace(".", "").upper()
+    if system == NDC:
+        return ndc_product(code) or code
+    return code
+
+
+def ndc_product(code: str) -> str | None:
+    """The 5-4 labeler-product part of an NDC, so that package codes match product codes.
+
+    Product codes in our ValueSets come as 4-4, 5-3 or 5-4 (e.g. ``0944-2700``); EHRs send
+    package codes, hyphenated (``0944-2700-02``) or as 11 digits (``00944270002``).
+    An unhyphenated 10-digit code is ambiguous and is left alone.
+    """
+    parts = code.strip().split("-")
+    if len(parts) in (2, 3) and all(p.isdigit() for p in parts):
+        labeler, product = parts[0], parts[1]
+        if len(labeler) <= 5 and len(product) <= 4:
+            return f"{labeler.zfill(5)}-{product.zfill(4)}"
+        return None
+    if len(parts) == 1 and parts[0].isdigit() and len(parts[0]) == 11:
+        return f"{parts[0][:5]}-{parts[0][5:9]}"
+    return None
+
+
+class Terminology:
+    """Answers "is this coding in that ValueSet?" for the ValueSets loaded at start-up."""
+
+    def __init__(self, valuesets: Iterable[Mapping[str, Any]]):
+        self._exact: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._prefixes: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self._urls: set[str] = set()
+        for valueset in valuesets:
+            self._add(valueset)
+
+    def _add(self, valueset: Mapping[str, Any]) -> None:
+        url = valueset["url"]
+        self._urls.add(url)
+        for concept in valueset.get("expansion", {}).get("contains", []):
+            key = (concept["system"], _normalise(concept["system"], concept["code"]))
+            self._exact[key].add(url)
+        for include in valueset.get("compose", {}).get("include", []):
+            system = include.get("system", "")
+            for flt in include.get("filter", []):
+                if flt.get("op") == "is-a" and system in PREFIX_HIERARCHIES:
+                    self._prefixes[system].append((_normalise(system, flt["value"]), url))
+
+    def knows(self, url: str) -> bool:
+        return url in self._urls
+
+    def valuesets_of(self, system: str | None, code: str | None) -> set[str]:
+        """Every loaded ValueSet that contains this code."""
+        if not system or not code:
+            return set()
+        norm = _normalise(system, code)
+        found = set(self._exact.get((system, norm), ()))
+        for prefix, url in self._prefixes.get(system, ()):
+            if norm.startswith(prefix):
+                found.add(url)
+        return found
+
+    def codings_in(self, value: Any) -> set[str]:
+        """ValueSets of a Coding, a CodeableConcept, or a list of either."""
+        found: set[str] = set()
+        for coding in _codings(value):
+            found |= self.valuesets_of(coding.get("system"), coding.get("code"))
+        return found
+
+    def member_of(self, value: Any, url: str) -> bool:
+        return url in self.codings_in(value)
+
+
+def _codings(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, list):
+        return [c for item in value for c in _codings(item)]
+    if not isinstance(value, Mapping):
+        return []
+    if "coding" in value:
+        return [c for c in value.get("coding") or [] if isinstance(c, Mapping)]
+    if "code" in value:
+        return [value]
+    return []

@@ -1,0 +1,79 @@
+"""The CDS Hooks HTTP endpoints: discovery, service calls, feedback; CORS on all of them."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .prefetch import DataUnavailable
+from .protocol import RequestError
+from .service import CdsService
+
+log = logging.getLogger(__name__)
+bp = Blueprint("cds_hooks", __name__)
+
+
+def operation_outcome(status: int, diagnostics: str, code: str = "invalid") -> Response:
+    body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}]}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _service() -> CdsService:
+    return current_app.extensions["ivig_cds"]
+
+
+@bp.get("/cds-services")
+def discovery() -> Response:
+    return jsonify({"services": _service().services})
+
+
+@bp.post("/cds-services/<service_id>")
+def call(service_id: str) -> Response:
+    try:
+        return jsonify(_service().call(service_id, request.get_data()))
+    except RequestError as exc:
+        return operation_outcome(exc.status, exc.reason, "not-found" if exc.status == 404 else "invalid")
+    except DataUnavailable as exc:
+        response = jsonify(exc.operation_outcome())
+        response.status_code = 412
+        return response
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    """Accept feedback (CDS Hooks 2.0 section 4); we log outcomes without patient data."""
+    if _service().hook_of(service_id) is None:
+        return operation_outcome(404, f"no CDS service with id {service_id!r}", "not-found")
+    body = request.get_json(silent=True)
+    items = body.get("feedback") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("card"), str) and i.get("outcome") in ("accepted", "overridden") for i in items):
+        return operation_outcome(400, "feedback must be an array of {card, outcome: accepted|overridden, outcomeTimestamp}")
+    for item in items:
+        log.info("feedback service=%s card=%s outcome=%s", service_id, item["card"], item["outcome"])
+    return jsonify({})
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+    origin = app.extensions["ivig_cds"].settings.cors_allow_origin
+
+    @app.after_request
+    def cors(response: Response) -> Response:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return operation_outcome(exc.code or 500, exc.description or exc.name, "not-found" if exc.code == 404 else "processing")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return operation_outcome(500, "internal error", "exception")

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cds_service.app import create_app
+from cds_service.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def app():
+    return create_app(Settings(knowledge_root=ROOT, fhir_timeout=2.0))
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def cds(client):
+    """POST a request to the service for its hook; return the cards, failing on anything but 200."""
+
+    def call(body: dict) -> list[dict]:
+        response = client.post(f"/cds-services/ivig-{body['hook']}", json=body)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["cards"]
+
+    return call
+
+
+def topics(cards: list[dict]) -> dict[str, dict]:
+    """Cards by recommendation code (source.topic.code)."""
+    return {c["source"]["topic"]["code"]: c for c in cards}

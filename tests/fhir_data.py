@@ -1,0 +1,142 @@
+"""Builders for the FHIR data and CDS Hooks requests the tests send, so each test says only what matters to it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+BASE = "http://ivig-cds.org/fhir"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+ATC = "http://www.whocc.no/atc"
+UCUM = "http://unitsofmeasure.org"
+PATIENT_ID = "pat-1"
+
+
+def days_ago(n: int) -> str:
+    return (date.today() - timedelta(days=n)).isoformat()
+
+
+def patient(birth_date: str = "1970-05-01") -> dict:
+    return {"resourceType": "Patient", "id": PATIENT_ID, "birthDate": birth_date}
+
+
+def condition(code: str, system: str = ICD10CM, display: str = "", *, clinical: str = "active",
+              verification: str = "confirmed", onset: str | None = None, recorded: str | None = None) -> dict:
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": f"cond-{uuid.uuid4().hex[:8]}",
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]},
+        "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]},
+        "code": {"coding": [{"system": system, "code": code, "display": display or code}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+    }
+    if onset:
+        resource["onsetDateTime"] = onset
+    if recorded:
+        resource["recordedDate"] = recorded
+    return resource
+
+
+def observation(code: str, value: float, unit: str, *, when: str | None = None, low: float | None = None,
+                high: float | None = None, status: str = "final", display: str = "") -> dict:
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"obs-{uuid.uuid4().hex[:8]}",
+        "status": status,
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display or code}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": when or days_ago(2),
+        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+    }
+    if low is not None or high is not None:
+        resource["referenceRange"] = [{k: {"value": v, "unit": unit, "system": UCUM, "code": unit}
+                                       for k, v in (("low", low), ("high", high)) if v is not None}]
+    return resource
+
+
+def weight(value: float, unit: str = "kg", when: str | None = None) -> dict:
+    return observation("29463-7", value, unit, when=when, display="Body weight")
+
+
+def medication_request(code: str, system: str = ATC, display: str = "", *, status: str = "active",
+                       authored: str | None = None, id: str | None = None, text: str | None = None) -> dict:
+    concept: dict[str, Any] = {"coding": [{"system": system, "code": code, "display": display or code}]} if code else {}
+    if text:
+        concept["text"] = text
+    return {
+        "resourceType": "MedicationRequest",
+        "id": id or f"mr-{uuid.uuid4().hex[:8]}",
+        "status": status,
+        "intent": "order",
+        "medicationCodeableConcept": concept,
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "authoredOn": authored or days_ago(0),
+    }
+
+
+def ivig_order(*, id: str = "ivig-1", daily_g: float | None = None, days: int | None = None,
+               per_kg: float | None = None, coding: tuple[str, str] = (ATC, "J06BA02"), text: str | None = None) -> dict:
+    """A draft IVIG MedicationRequest; dose and days only when given (order-select drafts often lack them)."""
+    order = medication_request(coding[1], coding[0], "immunoglobulins, normal human, for intravascular adm.",
+                               status="draft", id=id, text=text)
+    instruction: dict[str, Any] = {}
+    if days is not None:
+        instruction["timing"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d",
+                                            "boundsDuration": {"value": days, "unit": "d", "system": UCUM, "code": "d"}}}
+    if daily_g is not None or per_kg is not None:
+        unit, value = ("g", daily_g) if daily_g is not None else ("g/kg", per_kg)
+        instruction["doseAndRate"] = [{"doseQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}]
+    if instruction:
+        order["dosageInstruction"] = [instruction]
+    return order
+
+
+def procedure(code: str, system: str = SNOMED, *, performed: str | None = None, status: str = "completed") -> dict:
+    return {
+        "resourceType": "Procedure",
+        "id": f"proc-{uuid.uuid4().hex[:8]}",
+        "status": status,
+        "code": {"coding": [{"system": system, "code": code, "display": code}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "performedDateTime": performed or days_ago(3),
+    }
+
+
+def bundle(resources: list[dict]) -> dict:
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+            "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r} for r in resources]}
+
+
+def prefetch(*, conditions: list[dict] = (), weights: list[dict] = (), labs: list[dict] = (),
+             medications: list[dict] = (), procedures: list[dict] = (), patient_resource: dict | None = None) -> dict:
+    return {
+        "patient": patient_resource or patient(),
+        "conditions": bundle(list(conditions)),
+        "weight": bundle(list(weights)),
+        "labs": bundle(list(labs)),
+        "medications": bundle(list(medications)),
+        "procedures": bundle(list(procedures)),
+    }
+
+
+def hook_request(orders: list[dict], *, hook: str = "order-select", prefetch: dict | None = None,
+                 selections: list[str] | None = None, **extra: Any) -> dict:
+    context: dict[str, Any] = {
+        "userId": "Practitioner/dr-1",
+        "patientId": PATIENT_ID,
+        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": o} for o in orders]},
+    }
+    if hook == "order-select":
+        context["selections"] = selections if selections is not None else [f"{orders[0]['resourceType']}/{orders[0]['id']}"]
+    body: dict[str, Any] = {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context}
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    body.update(extra)
+    return body
+
+
+def gbs(**kwargs: Any) -> dict:
+    return condition("G61.0", display="Guillain-Barre syndrome", **kwargs)
