@@ -148,7 +148,7 @@ def resolve(
         if value is None:
             result[key] = None
             continue
-        if _is_resource(value) and value["resourceType"] != "OperationOutcome":
+        if _is_resource(value) and value["resourceType"] != "OperationOutcome" and _failure(value) is None:
             value = _without_outcomes(value)
             if next_link(value) is None:
                 result[key] = value
@@ -200,6 +200,10 @@ def _run_parallel(client: FhirClient, jobs: dict[str, Callable[[FhirClient], dic
         except FhirReadError as exc:
             reasons[key], codes[key] = f"{why_missing[key]}; {exc.reason}", exc.code
             continue
+        failure = _failure(value) if value is not None else None
+        if failure is not None:
+            reasons[key], codes[key] = f"{why_missing[key]}; the search reported an error ({outcome_summary(failure)})", "exception"
+            continue
         fetched[key] = _without_outcomes(value) if value is not None else None
     log.debug("prefetch: fetched %d key(s) in %.3fs", len(jobs), time.monotonic() - started)
     if reasons:
@@ -208,9 +212,22 @@ def _run_parallel(client: FhirClient, jobs: dict[str, Callable[[FhirClient], dic
     return fetched
 
 
+def _failure(resource: dict) -> dict | None:
+    """An OperationOutcome entry with an error or fatal issue: the search did not fully run, so an
+    empty or partial result must not be read as "no data" (a missed diagnosis is a wrong card)."""
+    for entry in resource.get("entry") or [] if resource.get("resourceType") == "Bundle" else []:
+        outcome = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome":
+            if any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in outcome.get("issue") or []):
+                return outcome
+    return None
+
+
 def _why_not_prefetched(value: Any) -> str:
     if value is _ABSENT:
         return "not prefetched"
+    if _is_resource(value) and _failure(value) is not None:
+        return f"client's search reported an error (OperationOutcome: {outcome_summary(_failure(value))})"
     if _is_resource(value):  # an OperationOutcome
         return f"client could not prefetch it (OperationOutcome: {outcome_summary(value)})"
     return "prefetched value is not a FHIR resource"

@@ -49,9 +49,9 @@ def searchset(entries: list[dict], next_url: str | None = None, total: int | Non
     return bundle
 
 
-def operation_outcome(code: str = "exception", diagnostics: str = "stub error") -> dict:
+def operation_outcome(code: str = "exception", diagnostics: str = "stub error", severity: str = "error") -> dict:
     return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}]}
+            "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]}
 
 
 class FhirStub:

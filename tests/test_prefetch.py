@@ -131,11 +131,22 @@ def test_non_resource_prefetch_value_is_refetched(fhir: FhirStub) -> None:
 
 def test_outcome_entries_are_dropped_and_other_entries_kept(fhir: FhirStub) -> None:
     bundle = searchset([{"resourceType": "Condition", "id": "c1"}])
-    bundle["entry"].append({"resource": operation_outcome("processing", "unknown param ignored"),
+    bundle["entry"].append({"resource": operation_outcome("processing", "unknown param ignored", "warning"),
                             "search": {"mode": "outcome"}})
     got = resolve(Req(None, None, prefetch={"conditions": bundle}), {"conditions": TEMPLATES["conditions"]}, timeout=2)
     assert [e["resource"]["id"] for e in got["conditions"]["entry"]] == ["c1"]
     assert fhir.requests == []
+
+
+def test_searchset_reporting_an_error_is_not_read_as_no_data(fhir: FhirStub) -> None:
+    """A search whose outcome says it failed may be empty or partial: a missed diagnosis would be a wrong card."""
+    bundle = searchset([])
+    bundle["entry"] = [{"resource": operation_outcome("exception", "condition search failed"), "search": {"mode": "outcome"}}]
+    err = unavailable(Req(None, None, prefetch={"conditions": bundle}), {"conditions": TEMPLATES["conditions"]})
+    assert "condition search failed" in err.reasons["conditions"]
+    fhir.add("Condition?patient=123", bundle)
+    err = unavailable(Req(fhir.base_url), {"conditions": TEMPLATES["conditions"]})
+    assert "reported an error" in err.reasons["conditions"]
 
 
 def test_template_with_unfilled_token_gives_none_without_fetching(fhir: FhirStub) -> None:

@@ -1,0 +1,85 @@
+"""The knowledge files: valid FHIR R4, complete, cited, and refused at start-up when broken."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cds_service.knowledge import DefinitionError, load
+from tests.conftest import ROOT
+
+FILES = sorted((ROOT / "plandefinitions").glob("*.json")) + sorted((ROOT / "valuesets").glob("*.json"))
+RECOMMENDATION_CODES = ROOT / "valuesets" / "CodeSystem-efns-ivig-recommendation.json"
+
+
+def test_every_definition_loads_and_validates():
+    knowledge = load(ROOT)
+    assert len(knowledge.resources) == len(FILES)
+
+
+def test_every_recommendation_cites_its_sentence_and_level_and_has_a_topic_code(app):
+    knowledge = app.extensions["ivig_cds"].knowledge
+    codes = {c["code"] for c in json.loads(RECOMMENDATION_CODES.read_text())["concept"]}
+    for rec in knowledge.recommendations:
+        assert rec.documentation["citation"] and rec.level["code"] in {"A", "B", "C", "GPP", "none", "statement"}
+        assert rec.documentation["url"] == "https://doi.org/10.1111/j.1468-1331.2008.02246.x"
+        assert rec.topic["code"] == rec.action_id and rec.action_id in codes
+
+
+GUIDELINE = ROOT.parent / "shared/seeds/000_61063e0f6814f575.txt"
+
+
+@pytest.mark.skipif(not GUIDELINE.exists(), reason=f"the guideline text is not beside this checkout ({GUIDELINE})")
+def test_cited_sentences_are_the_guidelines_words(app):
+    """Word for word, line breaks and hyphenation aside: a paraphrase would not be a citation."""
+    guideline = _dehyphenate(" ".join(GUIDELINE.read_text().split()).replace("–", "-"))
+    for rec in app.extensions["ivig_cds"].knowledge.recommendations:
+        assert _dehyphenate(rec.documentation["citation"].replace("–", "-")) in guideline, rec.action_id
+
+
+def _dehyphenate(text: str) -> str:
+    return text.replace("- ", "").replace("-", "").replace(" ", "").replace("\ufffd", "")
+
+
+@pytest.mark.parametrize("breakage, fault", [
+    (lambda d: d["action"][0].pop("documentation"), "documentation citing the guideline is required"),
+    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where("), "does not evaluate"),
+    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%noSuchInput.exists()"), "does not evaluate"),
+    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where(code.memberOf('http://x/ValueSet/none')).exists()"), "names no loaded ValueSet"),
+    (lambda d: d["action"][0].update(definitionCanonical="http://ivig-cds.org/fhir/ActivityDefinition/missing"), "is not a loaded ActivityDefinition"),
+    (lambda d: d.update(action="not a list"), "not a valid FHIR PlanDefinition"),
+    (lambda d: d["action"][0].update(title="x" * 140), "under 140 characters"),
+])
+def test_a_broken_definition_stops_start_up_naming_the_file_and_the_fault(tmp_path: Path, breakage, fault):
+    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
+    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
+    target = tmp_path / "plandefinitions" / "PlanDefinition-efns-ivig-gbs.json"
+    definition = json.loads(target.read_text())
+    breakage(definition)
+    target.write_text(json.dumps(definition))
+    with pytest.raises(DefinitionError) as info:
+        load(tmp_path)
+    assert info.value.path.endswith("PlanDefinition-efns-ivig-gbs.json")
+    assert fault in info.value.fault
+
+
+def test_a_file_that_is_not_json_stops_start_up(tmp_path: Path):
+    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
+    (tmp_path / "plandefinitions").mkdir()
+    (tmp_path / "plandefinitions" / "PlanDefinition-x.json").write_text("{not json")
+    with pytest.raises(DefinitionError, match="PlanDefinition-x.json: not readable JSON"):
+        load(tmp_path)
+
+
+def test_an_activity_definition_must_be_a_daily_per_kg_course(tmp_path: Path):
+    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
+    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
+    target = tmp_path / "plandefinitions" / "ActivityDefinition-ivig-1-g-per-kg-daily-2-days.json"
+    definition = json.loads(target.read_text())
+    definition["dosage"][0]["doseAndRate"][0]["doseQuantity"]["code"] = "mg"
+    target.write_text(json.dumps(definition))
+    with pytest.raises(DefinitionError, match="g/kg"):
+        load(tmp_path)

@@ -1,0 +1,121 @@
+"""Guillain-Barré syndrome (rows GBS-1..8 and the dosage notes), through the HTTP API."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import topics
+from tests.fhir_data import (
+    SNOMED, days_ago, gbs, hook_request, ivig_order, medication_request, patient, prefetch, procedure, weight,
+)
+
+ADULT_70KG = dict(weights=[weight(70, when=days_ago(1))])
+MILLER_FISHER = ("1767005", SNOMED)
+
+
+def earlier_course(days: int) -> dict:
+    return medication_request("J06BA02", status="completed", authored=days_ago(days))
+
+
+def gbs_cards(cds, *, order=None, hook="order-select", **data) -> dict[str, dict]:
+    data.setdefault("conditions", [gbs(onset=days_ago(5))])
+    return topics(cds(hook_request([order or ivig_order()], hook=hook, prefetch=prefetch(**{**ADULT_70KG, **data}))))
+
+
+def test_first_line_card_is_level_a_with_the_regimen_computed_for_70_kg(cds):
+    card = gbs_cards(cds)["GBS-1"]
+    assert card["indicator"] == "info"
+    assert "Level A" in card["summary"] and "Level A" in card["detail"]
+    assert "IVIG 0.4 g/kg/day for 5 days or PE can be used as first-line treatment" in card["detail"]
+    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days, 140 g in total" in card["detail"]
+    (suggestion,) = card["suggestions"]
+    assert card["selectionBehavior"] == "at-most-one"
+    (action,) = suggestion["actions"]
+    assert action["type"] == "update"  # the selected draft order is changed, not duplicated
+    dosage = action["resource"]["dosageInstruction"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"] == {"value": 28, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
+    assert dosage["timing"]["repeat"]["boundsDuration"]["value"] == 5
+    assert (dosage["timing"]["repeat"]["frequency"], dosage["timing"]["repeat"]["period"], dosage["timing"]["repeat"]["periodUnit"]) == (1, 1, "d")
+    assert action["resource"]["medicationCodeableConcept"] == ivig_order()["medicationCodeableConcept"]
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_level_b_preference_over_plasma_exchange(cds, hook):
+    card = gbs_cards(cds, hook=hook)["GBS-2"]
+    assert card["indicator"] == "info" and "Level B" in card["detail"]
+    assert "IVIG has lesser side effects than PE" in card["detail"]
+
+
+def test_ivig_after_recent_plasma_exchange_is_a_level_b_warning(cds):
+    cards = gbs_cards(cds, procedures=[procedure("20720000", performed=days_ago(2))])
+    card = cards["GBS-3"]
+    assert card["indicator"] == "warning" and "Level B" in card["detail"] and "against IVIG" in card["detail"]
+    assert "does not produce significant extra benefit" in card["detail"]
+    assert "suggestions" not in card and card["overrideReasons"]
+    assert "Plasmapheresis" in card["detail"] or "20720000" in card["detail"]
+
+
+def test_plasma_exchange_before_this_episode_does_not_warn(cds):
+    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(5))], procedures=[procedure("20720000", performed=days_ago(400))])
+    assert "GBS-3" not in cards
+
+
+def test_methylprednisolone_brings_the_level_c_combination_card(cds):
+    methylpred = medication_request("H02AB04", display="methylprednisolone")
+    cards = gbs_cards(cds, medications=[methylpred])
+    assert "Level C" in cards["GBS-4"]["detail"] and "minor short-term benefit" in cards["GBS-4"]["detail"]
+    assert "GBS-4" not in gbs_cards(cds)
+
+
+def test_methylprednisolone_drafted_in_the_same_session_counts(cds):
+    methylpred = medication_request("H02AB04", status="draft", id="mp-1")
+    body = hook_request([ivig_order(), methylpred], prefetch=prefetch(conditions=[gbs()], **ADULT_70KG))
+    assert "GBS-4" in topics(cds(body))
+
+
+def test_children_get_the_level_c_first_line_card(cds):
+    child = patient(birth_date=days_ago(9 * 365))
+    assert "Level C" in gbs_cards(cds, patient_resource=child)["GBS-5"]["detail"]
+    assert "GBS-5" not in gbs_cards(cds)  # born 1970
+
+
+def test_relapse_after_a_course_in_this_episode_gets_retreatment_alternatives(cds):
+    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(30))], medications=[earlier_course(20)])
+    assert "GBS-1" not in cards and "GBS-2" not in cards
+    card = cards["GBS-6"]
+    assert "Good practice point" in card["detail"]
+    grams = sorted(s["actions"][0]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] for s in card["suggestions"])
+    assert grams == [28, 70]  # 0.4 g/kg/day x 5 days, 1 g/kg/day x 2 days
+    assert card["selectionBehavior"] == "at-most-one"
+    assert "second course may be tried" in cards["GBS-7"]["detail"] and "suggestions" not in cards["GBS-7"]
+
+
+def test_course_before_this_episode_is_not_an_earlier_course(cds):
+    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(10))], medications=[earlier_course(300)])
+    assert "GBS-1" in cards and "GBS-6" not in cards
+
+
+def test_relapse_more_than_nine_weeks_after_onset_raises_acute_onset_cidp(cds):
+    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(70))], medications=[earlier_course(65)])
+    assert "acute-onset CIDP" in cards["GBS-n-relapse"]["detail"]
+    assert "GBS-n-relapse" not in gbs_cards(cds, conditions=[gbs(onset=days_ago(30))], medications=[earlier_course(25)])
+
+
+def test_two_day_course_brings_the_relapse_note(cds):
+    cards = gbs_cards(cds, order=ivig_order(daily_g=70, days=2), hook="order-sign")
+    assert "greater proportion of patients with a relapse" in cards["GBS-n-2-days"]["detail"]
+    assert cards["GBS-1"]["indicator"] == "warning"  # 1 g/kg/day x 2 departs from 0.4 g/kg/day x 5
+
+
+def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cds):
+    cards = gbs_cards(cds, conditions=[gbs(), gbs() | {"code": {"coding": [{"system": MILLER_FISHER[1], "code": MILLER_FISHER[0], "display": "Fisher's syndrome"}]}}])
+    card = cards["GBS-8"]
+    assert card["indicator"] == "info" and "No recommendation" in card["detail"]
+    assert "No recommendations can be given whether mildly affected GBS patients" in card["detail"]
+    assert "GBS-1" not in cards and "suggestions" not in card
+
+
+@pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted"), dict(verification="entered-in-error")])
+def test_resolved_or_refuted_gbs_is_not_an_indication(cds, status):
+    cards = gbs_cards(cds, conditions=[gbs(**status)])
+    assert not [code for code in cards if code.startswith("GBS")]
