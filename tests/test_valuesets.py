@@ -8,7 +8,7 @@ import pytest
 from fhir.resources.R4B.valueset import ValueSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CODES_CSV = Path(__file__).resolve().parents[2] / "shared/reference/terminology/codes.csv"
+CODES_CSV = Path(__file__).resolve().parent / "fixtures/codes.csv"  # a copy of ../shared/reference/terminology/codes.csv
 BASE_URL = "http://ivig-cds.org/fhir/ValueSet/"
 FILES = sorted((REPO_ROOT / "valuesets").glob("ValueSet-*.json"))
 

@@ -1,0 +1,65 @@
+"""The console script: `ivig-cds evaluate` offline, and `ivig-cds serve` under gunicorn."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.conftest import ROOT
+from tests.fhir_data import days_ago, gbs, hook_request, ivig_order, prefetch, weight
+
+CLI = [sys.executable, "-m", "cds_service.cli"]
+
+
+def test_evaluate_prints_the_response_for_a_request_file(tmp_path):
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70, when=days_ago(1))]))))
+    done = subprocess.run(CLI + ["evaluate", str(request)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cards = json.loads(done.stdout)["cards"]
+    gbs1 = next(c for c in cards if c["source"]["topic"]["code"] == "GBS-1")
+    assert gbs1["suggestions"][0]["label"].startswith("IVIG 28 g/day for 5 days")
+
+
+def test_evaluate_refuses_a_bad_request_with_the_reason(tmp_path):
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"hook": "order-select", "hookInstance": "x", "context": {}}))
+    done = subprocess.run(CLI + ["evaluate", str(request)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "context.draftOrders is required" in done.stderr
+
+
+def test_serve_runs_gunicorn_and_answers(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(CLI + ["serve", "--port", str(port), "--workers", "1"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/cds-services", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert response.status_code == 200 and len(response.json()["services"]) == 2
+        assert response.headers["Server"].startswith("gunicorn")
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=10)[0]
+    assert "Booting worker" in log
+
+
+def test_a_broken_definition_stops_serve_with_a_message(tmp_path):
+    (tmp_path / "plandefinitions").mkdir()
+    (tmp_path / "valuesets").mkdir()
+    (tmp_path / "plandefinitions" / "PlanDefinition-x.json").write_text("{")
+    done = subprocess.run(CLI + ["serve", "--port", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"IVIG_CDS_KNOWLEDGE_ROOT": str(tmp_path), "PATH": ""})
+    assert done.returncode == 2 and "PlanDefinition-x.json" in done.stderr
