@@ -62,6 +62,7 @@ def evaluate(
             other_orders=[o for o in draft_orders if o is not order],
             dosage=dosage,
             is_ivig=lambda resource: is_ivig(resource, terminology),
+            is_known=terminology.is_known,
             today=today,
         )
         for rec in candidates:

@@ -1,5 +1,9 @@
 """The patient facts a recommendation's FHIRPath conditions can see, as named inputs.
 
+Conditions speak of records only through `memberOf()` our ValueSets, so a record coded in none of
+them can never matter: the collections below hold only records coded in some loaded ValueSet, which
+keeps evaluation fast on long records.
+
 Conditions in `plandefinitions/` are written against these `%names` and nothing else, so this
 module is the contract between the knowledge and the data. A name whose fact is unknown is an
 empty collection: FHIRPath then yields empty, and an empty condition does not apply. We never
@@ -94,9 +98,14 @@ def named_inputs(
     other_orders: Iterable[dict],
     dosage: DraftDosage,
     is_ivig: Callable[[dict], bool],
+    is_known: Callable[[Any], bool],
     today: date,
 ) -> dict[str, Any]:
-    """The %names for one IVIG draft order."""
+    """The %names for one IVIG draft order. `is_known(concept)`: is the code in a loaded ValueSet."""
+
+    def coded(resources: Iterable[dict], element: str = "code") -> list[dict]:
+        return [r for r in resources if is_known(r.get(element))]
+
     per_kg = dosage.per_kg_per_day(facts.weight)
     age = facts.age_years(today)
     other_medications = [o for o in other_orders if o.get("resourceType") == "MedicationRequest"]
@@ -104,17 +113,17 @@ def named_inputs(
         "hook": hook,
         "patient": facts.patient or [],
         "ageYears": age if age is not None else [],
-        "conditions": facts.conditions,
-        "conditionHistory": facts.condition_history,
+        "conditions": coded(facts.conditions),
+        "conditionHistory": coded(facts.condition_history),
         "weightKg": facts.weight.kg if facts.weight else [],
-        "observations": facts.observations,
-        "medications": facts.medications + other_medications,
+        "observations": coded(facts.observations),
+        "medications": coded(facts.medications + other_medications, "medicationCodeableConcept"),
         "ivigCourses": sorted(
             (m for m in facts.medication_history if m.get("status") != "stopped" and is_ivig(m)),
             key=lambda m: str(m.get("authoredOn", "")),
             reverse=True,
         ),
-        "procedures": facts.procedures,
+        "procedures": coded(facts.procedures),
         "order": order,
         "orderDays": dosage.days if dosage.days is not None else [],
         "orderDosePerKgPerDay": per_kg if per_kg is not None else [],

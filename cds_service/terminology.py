@@ -57,6 +57,7 @@ class Terminology:
         self._exact: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._prefixes: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._urls: set[str] = set()
+        self._memo: dict[tuple[str, str], frozenset[str]] = {}  # (system, code) -> ValueSets; codes recur across calls
         for valueset in valuesets:
             self._add(valueset)
 
@@ -75,15 +76,20 @@ class Terminology:
     def knows(self, url: str) -> bool:
         return url in self._urls
 
-    def valuesets_of(self, system: str | None, code: str | None) -> set[str]:
+    def valuesets_of(self, system: str | None, code: str | None) -> frozenset[str]:
         """Every loaded ValueSet that contains this code."""
-        if not system or not code:
-            return set()
-        norm = _normalise(system, code)
-        found = set(self._exact.get((system, norm), ()))
-        for prefix, url in self._prefixes.get(system, ()):
-            if norm.startswith(prefix):
-                found.add(url)
+        if not isinstance(system, str) or not isinstance(code, str):
+            return frozenset()
+        key = (system, code)
+        found = self._memo.get(key)
+        if found is None:
+            norm = _normalise(system, code)
+            found = frozenset(self._exact.get((system, norm), ())) | {
+                url for prefix, url in self._prefixes.get(system, ()) if norm.startswith(prefix)
+            }
+            if len(self._memo) > 100_000:  # bounded: EHR data can carry any number of distinct codes
+                self._memo.clear()
+            self._memo[key] = found
         return found
 
     def codings_in(self, value: Any) -> set[str]:
@@ -92,6 +98,10 @@ class Terminology:
         for coding in _codings(value):
             found |= self.valuesets_of(coding.get("system"), coding.get("code"))
         return found
+
+    def is_known(self, value: Any) -> bool:
+        """Is any coding of this concept in a loaded ValueSet?"""
+        return any(self.valuesets_of(c.get("system"), c.get("code")) for c in _codings(value))
 
     def member_of(self, value: Any, url: str) -> bool:
         return url in self.codings_in(value)
