@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
 import requests
 from jwt import PyJWK, PyJWS
@@ -140,7 +140,7 @@ def fetch_jwks_over_http(url: str, timeout: float) -> dict:
         raise ValueError("JWK Set too large")
     data = json.loads(body)
     if not isinstance(data, dict):
-        raise ValueError("JWK Set is not a JSON object")
+        raise TypeError("JWK Set is not a JSON object")
     return data
 
 
@@ -148,7 +148,7 @@ def _index_jwks(jwks: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """kid -> the public JWKs carrying it (members other than public-key ones dropped; keys without kid skipped)."""
     keys = jwks.get("keys")
     if not isinstance(keys, list):
-        raise ValueError("JWK Set has no 'keys' array")
+        raise TypeError("JWK Set has no 'keys' array")
     index: dict[str, list[dict[str, Any]]] = {}
     for jwk in keys[:_MAX_JWKS_KEYS]:
         if isinstance(jwk, dict) and isinstance(jwk.get("kid"), str) and jwk["kid"]:
@@ -178,7 +178,7 @@ def _key_for(candidates: list[dict[str, Any]], alg: str) -> PyJWK:
     raise Unauthorized(f"no key with this kid is usable for {alg}")
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -221,7 +221,7 @@ class _JwksCache:
             self._last_attempt[url] = now
             try:
                 index = _index_jwks(self._fetch(url, self._settings.jwks_timeout_seconds))
-            except Exception as exc:  # any failure to get a usable set is a refusal, not a 500
+            except Exception as exc:  # noqa: BLE001 - any failure to get a usable set is a refusal, not a 500
                 raise Unauthorized(f"could not fetch JWK Set from jku {url}: {type(exc).__name__}") from None
             self._sets[url] = (now, index)
             if kid not in index:

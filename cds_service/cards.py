@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Finding
-from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, fmt
+from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, describe_all, fmt
 
 INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
@@ -40,7 +40,7 @@ def card(finding: Finding) -> dict:
     summary = rec.title
     if finding.departs:
         indicator = "critical" if indicator == "critical" else "warning"
-        summary = _clip(f"IVIG draft departs from the guideline regimen ({rec.level_text}): {rec.regimens[0].describe()}")
+        summary = _clip(f"IVIG draft departs from the guideline regimen ({rec.level_text}): {describe_all(rec.regimens)}")
     result: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": summary,
@@ -103,7 +103,8 @@ def _patient_facts(finding: Finding) -> list[str]:
     if finding.recommendation.regimens or finding.recommendation.uses_weight:
         weight = finding.facts.weight
         if weight is None:
-            facts.append(f"Body weight: missing. {finding.facts.weight_note} No absolute dose is given; the regimen is stated per kg.")
+            per_kg = " No absolute dose is given; the regimen is stated per kg." if finding.recommendation.regimens else ""
+            facts.append(f"Body weight: missing. {finding.facts.weight_note}{per_kg}")
         else:
             converted = "" if weight.stated.endswith(" kg") else f" = {fmt(weight.kg)} kg"
             facts.append(f"Body weight: {weight.stated}{converted} (measured {weight.measured or 'on an unrecorded date'})")

@@ -20,8 +20,9 @@ def service_id(hook: str) -> str:
 
 def prefetch_templates(knowledge: KnowledgeBase) -> dict[str, str]:
     """Prefetch key -> query. Conditions and medication requests are fetched whatever their status:
-    a resolved thrombosis still counts as a history of thrombosis, and completed IVIG orders are
-    the earlier courses that re-treatment and maintenance advice depend on."""
+    a resolved thrombosis still counts as a history of thrombosis, and completed IVIG orders and
+    administrations are the earlier courses that re-treatment and maintenance advice depend on.
+    Active ServiceRequests are planned procedures (e.g. a thymectomy)."""
 
     def codes(*valuesets: str) -> str:
         return ",".join(
@@ -37,7 +38,9 @@ def prefetch_templates(knowledge: KnowledgeBase) -> dict[str, str]:
         "weight": f"Observation?{patient}&code={codes(_WEIGHT)}&_sort=-date&_count=1",
         "labs": f"Observation?{patient}&code={codes(*_LABS)}&_sort=-date&_count=100",
         "medications": f"MedicationRequest?{patient}",
+        "administrations": f"MedicationAdministration?{patient}",
         "procedures": f"Procedure?{patient}&_sort=-date&_count=100",
+        "serviceRequests": f"ServiceRequest?{patient}&status=active",
     }
 
 

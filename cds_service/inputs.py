@@ -19,8 +19,9 @@ fill a gap with a guess.
 | %weightKg | the latest body weight in kg (kg or [lb_av] on record) |
 | %observations | lab Observations on record (final, amended, corrected), newest first |
 | %medications | MedicationRequests active or on hold on record, plus the other draft orders of this session |
-| %ivigCourses | earlier IVIG orders on record (active, on hold, completed), newest first |
+| %ivigCourses | earlier IVIG courses on record, newest first: MedicationRequests (active, on hold, completed) and MedicationAdministrations (completed, in progress); their date is `(authoredOn | effective.ofType(dateTime) | effective.ofType(Period).start).first()` |
 | %procedures | Procedures on record, completed or in progress |
+| %plannedProcedures | procedures to come: ServiceRequests among this session's draft orders or active on record, and Procedures in preparation |
 | %order | the IVIG draft order being evaluated |
 | %orderDays | its number of days, when it says |
 | %orderDosePerKgPerDay | its daily dose per kg, when it says (in g/kg, or in g with a known weight) |
@@ -39,7 +40,7 @@ EMPTY_INPUTS: Mapping[str, Any] = {
     name: []
     for name in (
         "hook patient ageYears conditions conditionHistory weightKg observations medications "
-        "ivigCourses procedures order orderDays orderDosePerKgPerDay"
+        "ivigCourses procedures plannedProcedures order orderDays orderDosePerKgPerDay"
     ).split()
 }
 
@@ -61,7 +62,9 @@ class PatientFacts:
     observations: list[dict] = field(default_factory=list)
     medications: list[dict] = field(default_factory=list)
     medication_history: list[dict] = field(default_factory=list)
+    administrations: list[dict] = field(default_factory=list)
     procedures: list[dict] = field(default_factory=list)
+    planned_procedures: list[dict] = field(default_factory=list)
 
     def age_years(self, today: date) -> int | None:
         born = _date((self.patient or {}).get("birthDate"))
@@ -71,12 +74,14 @@ class PatientFacts:
 
 
 def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
-    """Sort prefetch results (by key: patient, conditions, weight, labs, medications, procedures) into facts."""
+    """Sort prefetch results (by key: patient, conditions, weight, labs, medications, administrations,
+    procedures, serviceRequests) into facts."""
     conditions = _resources(prefetch.get("conditions"), "Condition")
     weights = sorted(filter(_is_result, _resources(prefetch.get("weight"), "Observation")), key=_effective, reverse=True)
     weight, weight_note = _latest_weight(weights)
     medication_requests = _resources(prefetch.get("medications"), "MedicationRequest")
     patient = prefetch.get("patient")
+    procedures = _resources(prefetch.get("procedures"), "Procedure")
     return PatientFacts(
         patient=patient if isinstance(patient, dict) and patient.get("resourceType") == "Patient" else None,
         conditions=[c for c in conditions if _is_diagnosis(c)],
@@ -86,7 +91,12 @@ def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
         observations=sorted(filter(_is_result, _resources(prefetch.get("labs"), "Observation")), key=_effective, reverse=True),
         medications=[m for m in medication_requests if m.get("status") in ("active", "on-hold")],
         medication_history=[m for m in medication_requests if m.get("status") not in ("entered-in-error", "cancelled", "draft")],
-        procedures=[p for p in _resources(prefetch.get("procedures"), "Procedure") if p.get("status") in ("completed", "in-progress")],
+        administrations=[a for a in _resources(prefetch.get("administrations"), "MedicationAdministration")
+                         if a.get("status") in ("completed", "in-progress")],
+        procedures=[p for p in procedures if p.get("status") in ("completed", "in-progress")],
+        planned_procedures=[r for r in _resources(prefetch.get("serviceRequests"), "ServiceRequest")
+                            if r.get("status") in ("active", "on-hold", "draft") and r.get("doNotPerform") is not True]
+        + [p for p in procedures if p.get("status") == "preparation"],
     )
 
 
@@ -108,7 +118,9 @@ def named_inputs(
 
     per_kg = dosage.per_kg_per_day(facts.weight)
     age = facts.age_years(today)
+    other_orders = list(other_orders)
     other_medications = [o for o in other_orders if o.get("resourceType") == "MedicationRequest"]
+    drafted_procedures = [o for o in other_orders if o.get("resourceType") == "ServiceRequest" and o.get("doNotPerform") is not True]
     return {
         "hook": hook,
         "patient": facts.patient or [],
@@ -119,15 +131,21 @@ def named_inputs(
         "observations": coded(facts.observations),
         "medications": coded(facts.medications + other_medications, "medicationCodeableConcept"),
         "ivigCourses": sorted(
-            (m for m in facts.medication_history if m.get("status") != "stopped" and is_ivig(m)),
-            key=lambda m: str(m.get("authoredOn", "")),
+            (m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
+            key=_course_date,
             reverse=True,
         ),
         "procedures": coded(facts.procedures),
+        "plannedProcedures": coded(facts.planned_procedures + drafted_procedures),
         "order": order,
         "orderDays": dosage.days if dosage.days is not None else [],
         "orderDosePerKgPerDay": per_kg if per_kg is not None else [],
     }
+
+
+def _course_date(course: dict) -> str:
+    period = course.get("effectivePeriod") if isinstance(course.get("effectivePeriod"), dict) else {}
+    return str(course.get("authoredOn") or course.get("effectiveDateTime") or period.get("start") or "")
 
 
 def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None]:

@@ -41,7 +41,8 @@ def medication_concept(order: Mapping[str, Any]) -> dict | None:
 
 
 def is_ivig(order: Mapping[str, Any], terminology: Terminology) -> bool:
-    if not isinstance(order, Mapping) or order.get("resourceType") != "MedicationRequest":
+    """For a MedicationRequest (a draft order or an earlier course) or a MedicationAdministration."""
+    if not isinstance(order, Mapping) or order.get("resourceType") not in ("MedicationRequest", "MedicationAdministration"):
         return False
     concept = medication_concept(order)
     if concept is None:
@@ -68,7 +69,9 @@ def _texts(concept: Mapping[str, Any]) -> Iterator[str]:
 
 def _route_texts(order: Mapping[str, Any]) -> Iterator[str]:
     instructions = order.get("dosageInstruction")
-    for instruction in instructions if isinstance(instructions, list) else []:
+    if not isinstance(instructions, list):  # a MedicationAdministration has one dosage
+        instructions = [order.get("dosage")]
+    for instruction in instructions:
         if not isinstance(instruction, dict):
             continue
         if isinstance(instruction.get("text"), str):

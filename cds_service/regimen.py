@@ -59,6 +59,15 @@ class Regimen:
         )
 
 
+def describe_all(regimens: Sequence[Regimen]) -> str:
+    """The regimens as the guideline words them: "2 g/kg over 2–5 days" when they are the ends of a range."""
+    totals = {r.total_per_kg for r in regimens}
+    if len(regimens) > 1 and len(totals) == 1:
+        days = sorted(r.days for r in regimens)
+        return f"{fmt(totals.pop())} g/kg over {days[0]}–{days[-1]} days"
+    return " or ".join(r.describe() for r in regimens)
+
+
 def regimen_from_activity(activity: Mapping[str, Any]) -> Regimen:
     """Read the per-kg daily dose and course length from an ActivityDefinition's dosage.
 
@@ -216,8 +225,7 @@ def compare(draft: DraftDosage, regimens: Sequence[Regimen], weight: DosingWeigh
     drafted = f"The draft order gives {course} for {days} days, {fmt(per_kg * days)} g/kg in total"
     if matches:
         return Comparison(True, f"{drafted}: this follows the guideline's regimen.")
-    wanted = " or ".join(r.describe() for r in regimens)
-    return Comparison(False, f"{drafted}; the guideline's regimen is {wanted}.")
+    return Comparison(False, f"{drafted}; the guideline's regimen is {describe_all(regimens)}.")
 
 
 def fmt(value: Decimal) -> str:

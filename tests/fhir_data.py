@@ -111,14 +111,40 @@ def bundle(resources: list[dict]) -> dict:
 
 
 def prefetch(*, conditions: list[dict] = (), weights: list[dict] = (), labs: list[dict] = (),
-             medications: list[dict] = (), procedures: list[dict] = (), patient_resource: dict | None = None) -> dict:
+             medications: list[dict] = (), administrations: list[dict] = (), procedures: list[dict] = (),
+             service_requests: list[dict] = (), patient_resource: dict | None = None) -> dict:
+    """Every prefetch key the service announces, as a searchset (empty unless given)."""
     return {
         "patient": patient_resource or patient(),
         "conditions": bundle(list(conditions)),
         "weight": bundle(list(weights)),
         "labs": bundle(list(labs)),
         "medications": bundle(list(medications)),
+        "administrations": bundle(list(administrations)),
         "procedures": bundle(list(procedures)),
+        "serviceRequests": bundle(list(service_requests)),
+    }
+
+
+def administration(code: str = "J06BA02", system: str = ATC, *, when: str | None = None, status: str = "completed") -> dict:
+    return {
+        "resourceType": "MedicationAdministration",
+        "id": f"ma-{uuid.uuid4().hex[:8]}",
+        "status": status,
+        "medicationCodeableConcept": {"coding": [{"system": system, "code": code, "display": code}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "effectiveDateTime": when or days_ago(10),
+    }
+
+
+def service_request(code: str, system: str = SNOMED, *, status: str = "active", id: str | None = None) -> dict:
+    return {
+        "resourceType": "ServiceRequest",
+        "id": id or f"sr-{uuid.uuid4().hex[:8]}",
+        "status": status,
+        "intent": "order",
+        "code": {"coding": [{"system": system, "code": code, "display": code}]},
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
     }
 
 

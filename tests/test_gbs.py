@@ -119,3 +119,10 @@ def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cds):
 def test_resolved_or_refuted_gbs_is_not_an_indication(cds, status):
     cards = gbs_cards(cds, conditions=[gbs(**status)])
     assert not [code for code in cards if code.startswith("GBS")]
+
+
+def test_an_earlier_course_given_as_administrations_counts(cds):
+    from tests.fhir_data import administration
+
+    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(30))], administrations=[administration(when=days_ago(20))])
+    assert "GBS-6" in cards and "GBS-1" not in cards

@@ -136,16 +136,20 @@ SPECS: list[Spec] = [
          "neuropathy\").",
          {"mmn": None}),
     Spec("monoclonal-gammopathy", "Monoclonal gammopathy / paraproteinaemia",
-         "Monoclonal gammopathy or paraproteinaemia (MGUS, benign "
-         "paraproteinaemia, Waldenström macroglobulinaemia). Used together with a "
+         "Monoclonal gammopathy of undetermined significance (MGUS) and benign "
+         "paraproteinaemia. Waldenström macroglobulinaemia (C88.0, SNOMED CT "
+         "190818004) is left out on purpose: the guideline's paraproteinaemic "
+         "neuropathy recommendations concern MGUS, which it defines as the "
+         "non-malignant paraproteinaemias. Used together with a "
          "polyneuropathy code (value set `neuropathy`) to recognise "
          "paraproteinaemic demyelinating neuropathy.\n\n"
          "Caveats: ICD-10-CM D47.2 covers IgM, IgG and IgA MGUS alike - the "
          "isotype is not coded and must be read from laboratory data "
          "(immunofixation). ICD-10-CM has no code for demyelinating IgM/anti-MAG "
          "neuropathy; it is coded as D47.2 plus G63.",
-         {"paraprotein_neuropathy": exclude((SNOMED, "386033004"), (ICD10CM, "G63")),
-          "paraproteinaemia": only_codes("D47.2", "C88.0")}),
+         {"paraprotein_neuropathy": exclude((SNOMED, "386033004"), (ICD10CM, "G63"),
+                                            (ICD10CM, "C88.0"), (SNOMED, "190818004")),
+          "paraproteinaemia": only_codes("D47.2")}),
     Spec("neuropathy", "Polyneuropathy (for pairing with a monoclonal gammopathy)",
          "Polyneuropathy codes used to pair with a monoclonal gammopathy (value "
          "set `monoclonal-gammopathy`). Not specific on their own: SNOMED CT "

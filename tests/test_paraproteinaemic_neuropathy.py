@@ -1,0 +1,113 @@
+"""Paraproteinaemic demyelinating neuropathy (rows PDN-1..4), through the HTTP API."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import topics
+from tests.fhir_data import SNOMED, condition, hook_request, ivig_order, medication_request, prefetch, weight
+
+CHAPTER = ("PDN-1", "PDN-2", "PDN-3", "PDN-4")
+
+
+def mgus(**kwargs) -> dict:
+    return condition("D47.2", display="Monoclonal gammopathy", **kwargs)
+
+
+def neuropathy(**kwargs) -> dict:
+    return condition("G63", display="Polyneuropathy in diseases classified elsewhere", **kwargs)
+
+
+def cidp(**kwargs) -> dict:
+    return condition("G61.81", display="Chronic inflammatory demyelinating polyneuritis", **kwargs)
+
+
+def pdn_cards(cds, conditions, hook="order-select") -> dict[str, dict]:
+    body = hook_request([ivig_order()], hook=hook, prefetch=prefetch(conditions=conditions, weights=[weight(70)]))
+    return topics(cds(body))
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("topic, indicator, level, sentence", [
+    ("PDN-1", "info", "Level B",
+     "IVIG should be considered as initial treatment of demyelinating IgM MGUS-related neuropathy (level B recommendation)."),
+    ("PDN-2", "warning", "Good practice point",
+     "As long as long-term effects and cost-benefit aspects are not known, routine use of IVIG cannot be recommended "
+     "in patients without significant disability (good practice point)."),
+    ("PDN-3", "info", "Good practice point",
+     "However, in patients with significant disability or rapid worsening, IVIG may be tried, although its efficacy "
+     "is not proven (good practice point)."),
+])
+def test_mgus_with_neuropathy_fires_with_indicator_level_and_sentence(cds, hook, topic, indicator, level, sentence):
+    card = pdn_cards(cds, [mgus(), neuropathy()], hook)[topic]
+    assert card["indicator"] == indicator
+    assert level in card["detail"] and sentence in card["detail"]
+    assert len(card["summary"]) < 140 and "suggestions" not in card  # the guideline states no dose here
+    if indicator == "warning":
+        assert card["overrideReasons"] and "against IVIG" in card["detail"]
+
+
+def test_cidp_like_neuropathy_with_a_paraprotein_is_treated_as_cidp(cds):
+    cards = pdn_cards(cds, [mgus(), cidp()])
+    card = cards["PDN-4"]
+    assert card["indicator"] == "info"
+    assert ("In patients with CIDP-like neuropathy, the detection of paraproteinaemia does not justify a different "
+            "therapeutic approach from CIDP without a paraprotein.") in card["detail"]
+    assert {"CIDP-1", "CIDP-2"} <= set(cards)  # the CIDP recommendations apply
+    assert not {"PDN-1", "PDN-2", "PDN-3"} & set(cards)
+
+
+def test_pdn_4_states_no_level_because_the_guideline_gives_its_sentence_none(cds):
+    # The seed's recommendation paragraph gives the CIDP-like sentence no level (unlike the two sentences
+    # before it, each "(good practice point)"); the action's own description says so, yet it is coded GPP.
+    card = pdn_cards(cds, [mgus(), cidp()])["PDN-4"]
+    assert "Good practice point" not in card["detail"] and "(GPP)" not in card["summary"]
+    assert "Guideline statement (no level)" in card["detail"]
+
+
+@pytest.mark.parametrize("conditions", [
+    [condition("277577000", SNOMED), condition("386033004", SNOMED)],   # SNOMED MGUS + neuropathy
+    [condition("395692003", SNOMED), neuropathy()],                     # benign paraproteinaemia
+])
+def test_other_gammopathy_and_neuropathy_codes_count(cds, conditions):
+    assert {"PDN-1", "PDN-2", "PDN-3"} <= set(pdn_cards(cds, conditions))
+
+
+@pytest.mark.parametrize("conditions, why", [
+    ([mgus()], "no neuropathy"),
+    ([neuropathy()], "no gammopathy"),
+    ([mgus(), neuropathy(), cidp()], "CIDP-like: PDN-4 instead"),
+    ([mgus(), neuropathy(clinical="resolved")], "neuropathy resolved"),
+    ([mgus(verification="refuted"), neuropathy()], "gammopathy refuted"),
+])
+def test_mgus_neuropathy_cards_need_both_diagnoses_and_no_cidp(cds, conditions, why):
+    assert not {"PDN-1", "PDN-2", "PDN-3"} & set(pdn_cards(cds, conditions)), why
+
+
+def test_a_refuted_cidp_does_not_block_the_mgus_neuropathy_cards(cds):
+    cards = pdn_cards(cds, [mgus(), neuropathy(), cidp(verification="refuted")])
+    assert {"PDN-1", "PDN-2", "PDN-3"} <= set(cards) and "PDN-4" not in cards
+
+
+@pytest.mark.parametrize("conditions", [[cidp()], [mgus(), cidp(clinical="resolved")], [mgus(clinical="resolved"), cidp()]])
+def test_pdn_4_needs_both_a_current_gammopathy_and_a_current_cidp(cds, conditions):
+    assert "PDN-4" not in pdn_cards(cds, conditions)
+
+
+@pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted"), dict(verification="entered-in-error")])
+def test_a_gammopathy_that_is_not_a_current_diagnosis_gives_no_pdn_card(cds, status):
+    cards = pdn_cards(cds, [mgus(**status), neuropathy(), cidp()])
+    assert not [code for code in cards if code in CHAPTER]
+
+
+def test_waldenstrom_macroglobulinaemia_is_not_mgus(cds):
+    # The chapter's recommendations are for MGUS ("non-malignant paraproteinaemias"); Waldenström's is a
+    # lymphoma, yet it is in the monoclonal-gammopathy ValueSet, so the MGUS cards fire for it.
+    cards = pdn_cards(cds, [condition("C88.0", display="Waldenström macroglobulinemia"), neuropathy()])
+    assert not {"PDN-1", "PDN-2", "PDN-3"} & set(cards)
+
+
+def test_an_order_that_is_not_ivig_gets_no_card(cds):
+    order = medication_request("H02AB07", status="draft", id="pred-1")
+    body = hook_request([order], prefetch=prefetch(conditions=[mgus(), neuropathy()], weights=[weight(70)]))
+    assert cds(body) == []

@@ -1,0 +1,199 @@
+"""Side effects and monitoring (rows SAFE-1, SAFE-2 and the weight check), and the card contract, through the HTTP API."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import topics
+from tests.fhir_data import (
+    SNOMED, condition, days_ago, gbs, hook_request, ivig_order, medication_request, observation, prefetch, weight,
+)
+
+EGFR_UNIT = "mL/min/{1.73_m2}"
+NO_LEVEL = "Guideline statement (no level)"
+RENAL_SENTENCE = ("The incidents related to IVIG included hypotension, dyspnoea, fever and haematuria, nausea or vomiting, "
+                  "meningism, exacerbation of chronic renal failure, possible myocardial infarction, and painful erythema at the infusion.")
+THROMBOSIS_SENTENCE = ("Severe adverse events leading to discontinuation of the treatment were noted in ca. 4% of all treatment "
+                       "courses. They included thrombosis of the jugular vein, allergic reaction and retrosternal pressure.")
+WEIGHT_SENTENCE = "The usual IVIG regimen is 0.4 g/kg/day for 5 days."
+MONITORING_SENTENCE = ("However, to avoid these complications careful monitoring of laboratory findings like full blood count, "
+                       "liver enzymes and renal functions should be mandatory [187].")
+
+
+def egfr(value: float, when: str | None = None) -> dict:
+    return observation("98979-8", value, EGFR_UNIT, when=when, low=60, display="eGFR (CKD-EPI 2021)")
+
+
+def creatinine(value: float, when: str | None = None) -> dict:
+    return observation("2160-0", value, "mg/dL", when=when, low=0.6, high=1.2, display="Creatinine")
+
+
+def safety_cards(cds, hook="order-select", order=None, **data) -> dict[str, dict]:
+    data.setdefault("weights", [weight(70, when=days_ago(1))])
+    return topics(cds(hook_request([order or ivig_order()], hook=hook, prefetch=prefetch(**data))))
+
+
+def assert_card_contract(cards: list[dict]) -> None:
+    """CDS Hooks card contract: uuids everywhere, short summaries, override reasons on every warning."""
+    uuids = [c["uuid"] for c in cards] + [s["uuid"] for c in cards for s in c.get("suggestions", [])]
+    assert all(uuids) and len(set(uuids)) == len(uuids)
+    for card in cards:
+        assert len(card["summary"]) < 140, card["summary"]
+        assert card["indicator"] in ("info", "warning", "critical")
+        if card["indicator"] != "info":
+            assert card["overrideReasons"], card["source"]["topic"]["code"]
+        assert card["source"]["url"] == "https://doi.org/10.1111/j.1468-1331.2008.02246.x"
+
+
+# --- SAFE-2-renal -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [
+    dict(conditions=[condition("N18.4", display="Chronic kidney disease, stage 4")]),
+    dict(conditions=[condition("433144002", SNOMED)]),          # CKD stage 3, SNOMED
+    dict(labs=[egfr(45)]),                                      # latest eGFR below the laboratory's range
+    dict(labs=[creatinine(2.1)]),                               # latest creatinine above the laboratory's range
+    dict(labs=[egfr(90, when=days_ago(60)), egfr(45, when=days_ago(2))]),
+], ids=["ckd-icd", "ckd-snomed", "low-egfr", "high-creatinine", "newer-low-egfr"])
+def test_impaired_renal_function_is_a_warning(cds, data):
+    card = safety_cards(cds, **data)["SAFE-2-renal"]
+    assert card["indicator"] == "warning" and card["overrideReasons"]
+    assert NO_LEVEL in card["detail"] and RENAL_SENTENCE in card["detail"]
+
+
+def test_the_renal_card_states_the_result_it_rests_on(cds):
+    card = safety_cards(cds, labs=[egfr(45)])["SAFE-2-renal"]
+    assert f"45 {EGFR_UNIT} ({days_ago(2)})" in card["detail"]
+
+
+@pytest.mark.parametrize("data", [
+    dict(),
+    dict(labs=[egfr(90)]),
+    dict(labs=[creatinine(1.0)]),
+    dict(labs=[egfr(45, when=days_ago(60)), egfr(90, when=days_ago(2))]),   # older low eGFR, newer normal
+    dict(conditions=[condition("N18.4", clinical="resolved")]),
+    dict(conditions=[condition("N18.4", verification="refuted")]),
+], ids=["nothing", "normal-egfr", "normal-creatinine", "older-low-egfr", "resolved-ckd", "refuted-ckd"])
+def test_no_renal_warning_without_current_evidence(cds, data):
+    assert "SAFE-2-renal" not in safety_cards(cds, **data)
+
+
+# --- SAFE-2-thrombosis --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("thrombosis", [
+    condition("I82.90", display="Acute embolism and thrombosis of unspecified vein"),
+    condition("I82.90", clinical="resolved", onset="2020-03-01"),
+    condition("Z86.718", display="Personal history of other venous thrombosis and embolism"),
+    condition("128053003", SNOMED, clinical="inactive"),
+], ids=["active-dvt", "resolved-dvt", "history-code", "inactive-snomed-dvt"])
+def test_a_thrombosis_on_record_active_or_past_is_a_warning(cds, thrombosis):
+    card = safety_cards(cds, conditions=[thrombosis])["SAFE-2-thrombosis"]
+    assert card["indicator"] == "warning" and card["overrideReasons"]
+    assert NO_LEVEL in card["detail"] and THROMBOSIS_SENTENCE in card["detail"]
+    assert thrombosis["code"]["coding"][0]["code"] in card["detail"]
+
+
+@pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
+def test_a_refuted_thrombosis_is_no_history(cds, verification):
+    assert "SAFE-2-thrombosis" not in safety_cards(cds, conditions=[condition("I82.90", verification=verification)])
+
+
+# --- SAFE-weight --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weights, why", [
+    ([], "No body weight is on record."),
+    ([weight(70000, "g")], "is not a usable value in kg or [lb_av] (g)"),
+    ([weight(70, when=days_ago(90)), weight(70000, "g", when=days_ago(1))], "is not a usable value in kg or [lb_av] (g)"),
+], ids=["none", "grams", "older-kg-newer-grams"])
+def test_no_usable_weight_is_a_warning(cds, weights, why):
+    card = safety_cards(cds, weights=weights)["SAFE-weight"]
+    assert card["indicator"] == "warning" and card["overrideReasons"]
+    assert NO_LEVEL in card["detail"] and WEIGHT_SENTENCE in card["detail"]
+    assert why in card["detail"]
+
+
+def test_a_weight_in_the_wrong_unit_is_not_reported_as_no_weight_on_record(cds):
+    # The card first says the latest weight on record is unusable, and must not then also claim there is none.
+    card = safety_cards(cds, weights=[weight(70000, "g")])["SAFE-weight"]
+    assert "Body weight: no result on record" not in card["detail"], card["detail"]
+
+
+@pytest.mark.parametrize("weights", [[weight(70)], [weight(154, "[lb_av]")]], ids=["kg", "lb"])
+def test_a_usable_weight_gives_no_weight_warning(cds, weights):
+    assert "SAFE-weight" not in safety_cards(cds, weights=weights)
+
+
+# --- SAFE-1 -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("conditions", [[], [gbs()], [condition("G61.81")], [condition("G61.82")], [condition("D47.2"), condition("G63")]],
+                         ids=["no-diagnosis", "gbs", "cidp", "mmn", "mgus-neuropathy"])
+def test_monitoring_card_for_every_ivig_order(cds, hook, conditions):
+    card = safety_cards(cds, hook=hook, conditions=conditions)["SAFE-1"]
+    assert card["indicator"] == "info"
+    assert NO_LEVEL in card["detail"] and MONITORING_SENTENCE in card["detail"]
+
+
+def test_monitoring_card_lists_the_latest_results_and_the_missing_panels(cds):
+    labs = [observation("718-7", 13.5, "g/dL", display="Hemoglobin"), egfr(85)]
+    card = safety_cards(cds, labs=labs)["SAFE-1"]
+    assert f"Hemoglobin [718-7]: 13.5 g/dL ({days_ago(2)})" in card["detail"]
+    assert f"85 {EGFR_UNIT}" in card["detail"]
+    assert "Liver enzymes: no result on record" in card["detail"]
+    assert "Serum creatinine: no result on record" in card["detail"]
+    assert "Full blood count: no result on record" not in card["detail"]
+
+
+def test_with_no_labs_every_panel_is_missing(cds):
+    detail = safety_cards(cds)["SAFE-1"]["detail"]
+    for panel in ("Full blood count", "Liver enzymes", "Estimated glomerular filtration rate", "Serum creatinine"):
+        assert f"{panel}: no result on record" in detail
+
+
+def test_two_ivig_orders_on_sign_get_one_monitoring_card(cds):
+    body = hook_request([ivig_order(id="ivig-1"), ivig_order(id="ivig-2")], hook="order-sign",
+                        prefetch=prefetch(weights=[weight(70)]))
+    assert [c["source"]["topic"]["code"] for c in cds(body)].count("SAFE-1") == 1
+
+
+# --- no IVIG, no card ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [
+    medication_request("H02AB07", status="draft", id="pred-1"),
+    medication_request("J06BA01", status="draft", id="scig-1", display="immunoglobulins, normal human, for extravascular adm."),
+], ids=["prednisone", "subcutaneous-immunoglobulin"])
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_an_order_that_is_not_ivig_gets_no_card_whatever_the_record(cds, order, hook):
+    data = prefetch(conditions=[condition("N18.4"), condition("I82.90"), condition("G61.81")], labs=[egfr(30)])  # and no weight
+    assert cds(hook_request([order], hook=hook, prefetch=data)) == []
+
+
+def test_an_ivig_draft_that_is_not_selected_gets_no_card(cds):
+    other = medication_request("H02AB07", status="draft", id="pred-1")
+    body = hook_request([other, ivig_order()], prefetch=prefetch(conditions=[condition("N18.4")]), selections=["MedicationRequest/pred-1"])
+    assert cds(body) == []
+
+
+# --- card contract across the chapters -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order, data", [
+    (ivig_order(), dict(conditions=[condition("G61.81"), condition("N18.4"), condition("I82.90")], weights=[weight(70)],
+                        medications=[medication_request("H02AB07")])),
+    (ivig_order(daily_g=60, days=5), dict(conditions=[condition("G61.82")], weights=[weight(70)],
+                                          medications=[medication_request("H02AB07")])),
+    (ivig_order(), dict(conditions=[condition("G61.82")], medications=[medication_request("J06BA02", status="completed")])),
+    (ivig_order(), dict(conditions=[condition("D47.2"), condition("G63")], labs=[creatinine(2.0)], weights=[weight(70000, "g")])),
+    (ivig_order(), dict(conditions=[condition("D47.2"), condition("G61.81")], weights=[weight(154, "[lb_av]")])),
+], ids=["cidp-renal-thrombosis-steroid", "mmn-departing-steroid", "mmn-maintenance-no-weight", "mgus-renal-grams", "mgus-cidp-lb"])
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_every_card_keeps_the_card_contract(cds, hook, order, data):
+    cards = cds(hook_request([order], hook=hook, prefetch=prefetch(**data)))
+    assert cards
+    assert_card_contract(cards)
+    severity = {"critical": 0, "warning": 1, "info": 2}
+    assert [severity[c["indicator"]] for c in cards] == sorted(severity[c["indicator"]] for c in cards)  # most severe first
