@@ -24,10 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=2)
     evaluate = commands.add_parser("evaluate", help="print the CDS Hooks response to a request file, without a server")
     evaluate.add_argument("request", type=Path, help="a CDS Hooks request (JSON)")
+    review = commands.add_parser("review", help="write the review document (Markdown) generated from the definitions")
+    review.add_argument("--out", type=Path, help="file to write; standard output when omitted")
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args.host, args.port, args.workers)
+        if args.command == "review":
+            return _review(args.out)
         return _evaluate(args.request)
     except DefinitionError as exc:
         print(f"ivig-cds: broken definition: {exc}", file=sys.stderr)
@@ -51,6 +55,17 @@ def _serve(host: str, port: int, workers: int) -> int:
             return app
 
     Server().run()
+    return 0
+
+
+def _review(out: Path | None) -> int:
+    from .review import render
+
+    document = render(load(Settings.from_env().knowledge_root))
+    if out is None:
+        sys.stdout.write(document)
+    else:
+        out.write_text(document, encoding="utf-8")
     return 0
 
 

@@ -45,6 +45,8 @@ def _dehyphenate(text: str) -> str:
 
 @pytest.mark.parametrize("breakage, fault", [
     (lambda d: d["action"][0].pop("documentation"), "documentation citing the guideline is required"),
+    (lambda d: d["action"][0]["documentation"][0].pop("citation"), "the guideline sentence) is required"),
+    (lambda d: d["action"][0].update(extension=d["action"][0]["extension"][1:]), "cqf-strengthOfRecommendation extension (EFNS level) is required"),
     (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where("), "does not evaluate"),
     (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%noSuchInput.exists()"), "does not evaluate"),
     (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where(code.memberOf('http://x/ValueSet/none')).exists()"), "names no loaded ValueSet"),
