@@ -4,8 +4,11 @@ from pathlib import Path
 
 import pytest
 
+pytest.register_assert_rewrite("tests.range_regimen")
+
 from cds_service.app import create_app
 from cds_service.config import Settings
+from tests.fhir_data import days_ago, hook_request, ivig_order, prefetch, weight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,3 +38,16 @@ def cds(client):
 def topics(cards: list[dict]) -> dict[str, dict]:
     """Cards by recommendation code (source.topic.code)."""
     return {c["source"]["topic"]["code"]: c for c in cards}
+
+
+@pytest.fixture()
+def cards_by_topic(cds):
+    """Send the selected IVIG draft (or `order`), any `others` drafted with it, and a prefetch built from `data`
+    (a 70 kg weight from yesterday unless `weights` is given); return the cards by topic code."""
+
+    def call(*, order: dict | None = None, hook: str = "order-select", others=(), **data) -> dict[str, dict]:
+        if "weights" not in data:
+            data["weights"] = [weight(70, when=days_ago(1))]
+        return topics(cds(hook_request([order or ivig_order(), *others], hook=hook, prefetch=prefetch(**data))))
+
+    return call

@@ -77,6 +77,25 @@ def medication_request(code: str, system: str = ATC, display: str = "", *, statu
     }
 
 
+def earlier_ivig_course(days_before: int = 21, status: str = "completed") -> dict:
+    """An IVIG MedicationRequest on record (an earlier course), authored `days_before` days ago."""
+    return medication_request("J06BA02", status=status, authored=days_ago(days_before))
+
+
+def corticosteroid(code: str = "H02AB07", display: str = "prednisone", status: str = "active") -> dict:
+    """A corticosteroid MedicationRequest on record (prednisone unless told otherwise)."""
+    return medication_request(code, display=display, status=status)
+
+
+def suggested_courses(card: dict) -> list[tuple[float, int]]:
+    """(daily grams, days) of each suggestion on a card, in the card's order; [] when it has none."""
+    courses = []
+    for suggestion in card.get("suggestions", []):
+        dosage = suggestion["actions"][0]["resource"]["dosageInstruction"][0]
+        courses.append((dosage["doseAndRate"][0]["doseQuantity"]["value"], dosage["timing"]["repeat"]["boundsDuration"]["value"]))
+    return courses
+
+
 def ivig_order(*, id: str = "ivig-1", daily_g: float | None = None, days: int | None = None,
                per_kg: float | None = None, coding: tuple[str, str] = (ATC, "J06BA02"), text: str | None = None) -> dict:
     """A draft IVIG MedicationRequest; dose and days only when given (order-select drafts often lack them)."""
@@ -166,3 +185,11 @@ def hook_request(orders: list[dict], *, hook: str = "order-select", prefetch: di
 
 def gbs(**kwargs: Any) -> dict:
     return condition("G61.0", display="Guillain-Barre syndrome", **kwargs)
+
+
+def cidp(**kwargs: Any) -> dict:
+    return condition("G61.81", display="Chronic inflammatory demyelinating polyneuritis", **kwargs)
+
+
+def mmn(**kwargs: Any) -> dict:
+    return condition("G61.82", display="Multifocal motor neuropathy", **kwargs)

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import topics
 from tests.fhir_data import (
-    SNOMED, days_ago, gbs, hook_request, ivig_order, medication_request, patient, prefetch, procedure, weight,
+    SNOMED, administration, corticosteroid, days_ago, earlier_ivig_course, gbs, ivig_order, medication_request, patient,
+    procedure, suggested_courses,
 )
 
-ADULT_70KG = dict(weights=[weight(70, when=days_ago(1))])
 MILLER_FISHER = ("1767005", SNOMED)
 
 
-def earlier_course(days: int) -> dict:
-    return medication_request("J06BA02", status="completed", authored=days_ago(days))
+def gbs_cards(cards_by_topic, **data) -> dict[str, dict]:
+    return cards_by_topic(**{"conditions": [gbs(onset=days_ago(5))], **data})
 
 
-def gbs_cards(cds, *, order=None, hook="order-select", **data) -> dict[str, dict]:
-    data.setdefault("conditions", [gbs(onset=days_ago(5))])
-    return topics(cds(hook_request([order or ivig_order()], hook=hook, prefetch=prefetch(**{**ADULT_70KG, **data}))))
-
-
-def test_first_line_card_is_level_a_with_the_regimen_computed_for_70_kg(cds):
-    card = gbs_cards(cds)["GBS-1"]
+def test_first_line_card_is_level_a_with_the_regimen_computed_for_70_kg(cards_by_topic):
+    card = gbs_cards(cards_by_topic)["GBS-1"]
     assert card["indicator"] == "info"
     assert "Level A" in card["summary"] and "Level A" in card["detail"]
     assert "IVIG 0.4 g/kg/day for 5 days or PE can be used as first-line treatment" in card["detail"]
@@ -40,14 +34,14 @@ def test_first_line_card_is_level_a_with_the_regimen_computed_for_70_kg(cds):
 
 
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
-def test_level_b_preference_over_plasma_exchange(cds, hook):
-    card = gbs_cards(cds, hook=hook)["GBS-2"]
+def test_level_b_preference_over_plasma_exchange(cards_by_topic, hook):
+    card = gbs_cards(cards_by_topic, hook=hook)["GBS-2"]
     assert card["indicator"] == "info" and "Level B" in card["detail"]
     assert "IVIG has lesser side effects than PE" in card["detail"]
 
 
-def test_ivig_after_recent_plasma_exchange_is_a_level_b_warning(cds):
-    cards = gbs_cards(cds, procedures=[procedure("20720000", performed=days_ago(2))])
+def test_ivig_after_recent_plasma_exchange_is_a_level_b_warning(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, procedures=[procedure("20720000", performed=days_ago(2))])
     card = cards["GBS-3"]
     assert card["indicator"] == "warning" and "Level B" in card["detail"] and "against IVIG" in card["detail"]
     assert "does not produce significant extra benefit" in card["detail"]
@@ -55,60 +49,59 @@ def test_ivig_after_recent_plasma_exchange_is_a_level_b_warning(cds):
     assert "Plasmapheresis" in card["detail"] or "20720000" in card["detail"]
 
 
-def test_plasma_exchange_before_this_episode_does_not_warn(cds):
-    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(5))], procedures=[procedure("20720000", performed=days_ago(400))])
+def test_plasma_exchange_before_this_episode_does_not_warn(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(5))], procedures=[procedure("20720000", performed=days_ago(400))])
     assert "GBS-3" not in cards
 
 
-def test_methylprednisolone_brings_the_level_c_combination_card(cds):
-    methylpred = medication_request("H02AB04", display="methylprednisolone")
-    cards = gbs_cards(cds, medications=[methylpred])
+def test_methylprednisolone_brings_the_level_c_combination_card(cards_by_topic):
+    methylpred = corticosteroid("H02AB04", "methylprednisolone")
+    cards = gbs_cards(cards_by_topic, medications=[methylpred])
     assert "Level C" in cards["GBS-4"]["detail"] and "minor short-term benefit" in cards["GBS-4"]["detail"]
-    assert "GBS-4" not in gbs_cards(cds)
+    assert "GBS-4" not in gbs_cards(cards_by_topic)
 
 
-def test_methylprednisolone_drafted_in_the_same_session_counts(cds):
+def test_methylprednisolone_drafted_in_the_same_session_counts(cards_by_topic):
     methylpred = medication_request("H02AB04", status="draft", id="mp-1")
-    body = hook_request([ivig_order(), methylpred], prefetch=prefetch(conditions=[gbs()], **ADULT_70KG))
-    assert "GBS-4" in topics(cds(body))
+    assert "GBS-4" in cards_by_topic(others=[methylpred], conditions=[gbs()])
 
 
-def test_children_get_the_level_c_first_line_card(cds):
+def test_children_get_the_level_c_first_line_card(cards_by_topic):
     child = patient(birth_date=days_ago(9 * 365))
-    assert "Level C" in gbs_cards(cds, patient_resource=child)["GBS-5"]["detail"]
-    assert "GBS-5" not in gbs_cards(cds)  # born 1970
+    assert "Level C" in gbs_cards(cards_by_topic, patient_resource=child)["GBS-5"]["detail"]
+    assert "GBS-5" not in gbs_cards(cards_by_topic)  # born 1970
 
 
-def test_relapse_after_a_course_in_this_episode_gets_retreatment_alternatives(cds):
-    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(30))], medications=[earlier_course(20)])
+def test_relapse_after_a_course_in_this_episode_gets_retreatment_alternatives(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], medications=[earlier_ivig_course(20)])
     assert "GBS-1" not in cards and "GBS-2" not in cards
     card = cards["GBS-6"]
     assert "Good practice point" in card["detail"]
-    grams = sorted(s["actions"][0]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] for s in card["suggestions"])
+    grams = sorted(daily_g for daily_g, _ in suggested_courses(card))
     assert grams == [28, 70]  # 0.4 g/kg/day x 5 days, 1 g/kg/day x 2 days
     assert card["selectionBehavior"] == "at-most-one"
     assert "second course may be tried" in cards["GBS-7"]["detail"] and "suggestions" not in cards["GBS-7"]
 
 
-def test_course_before_this_episode_is_not_an_earlier_course(cds):
-    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(10))], medications=[earlier_course(300)])
+def test_course_before_this_episode_is_not_an_earlier_course(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(10))], medications=[earlier_ivig_course(300)])
     assert "GBS-1" in cards and "GBS-6" not in cards
 
 
-def test_relapse_more_than_nine_weeks_after_onset_raises_acute_onset_cidp(cds):
-    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(70))], medications=[earlier_course(65)])
+def test_relapse_more_than_nine_weeks_after_onset_raises_acute_onset_cidp(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(70))], medications=[earlier_ivig_course(65)])
     assert "acute-onset CIDP" in cards["GBS-n-relapse"]["detail"]
-    assert "GBS-n-relapse" not in gbs_cards(cds, conditions=[gbs(onset=days_ago(30))], medications=[earlier_course(25)])
+    assert "GBS-n-relapse" not in gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], medications=[earlier_ivig_course(25)])
 
 
-def test_two_day_course_brings_the_relapse_note(cds):
-    cards = gbs_cards(cds, order=ivig_order(daily_g=70, days=2), hook="order-sign")
+def test_two_day_course_brings_the_relapse_note(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, order=ivig_order(daily_g=70, days=2), hook="order-sign")
     assert "greater proportion of patients with a relapse" in cards["GBS-n-2-days"]["detail"]
     assert cards["GBS-1"]["indicator"] == "warning"  # 1 g/kg/day x 2 departs from 0.4 g/kg/day x 5
 
 
-def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cds):
-    cards = gbs_cards(cds, conditions=[gbs(), gbs() | {"code": {"coding": [{"system": MILLER_FISHER[1], "code": MILLER_FISHER[0], "display": "Fisher's syndrome"}]}}])
+def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(), gbs() | {"code": {"coding": [{"system": MILLER_FISHER[1], "code": MILLER_FISHER[0], "display": "Fisher's syndrome"}]}}])
     card = cards["GBS-8"]
     assert card["indicator"] == "info" and "No recommendation" in card["detail"]
     assert "No recommendations can be given whether mildly affected GBS patients" in card["detail"]
@@ -116,13 +109,11 @@ def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cds):
 
 
 @pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted"), dict(verification="entered-in-error")])
-def test_resolved_or_refuted_gbs_is_not_an_indication(cds, status):
-    cards = gbs_cards(cds, conditions=[gbs(**status)])
+def test_resolved_or_refuted_gbs_is_not_an_indication(cards_by_topic, status):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(**status)])
     assert not [code for code in cards if code.startswith("GBS")]
 
 
-def test_an_earlier_course_given_as_administrations_counts(cds):
-    from tests.fhir_data import administration
-
-    cards = gbs_cards(cds, conditions=[gbs(onset=days_ago(30))], administrations=[administration(when=days_ago(20))])
+def test_an_earlier_course_given_as_administrations_counts(cards_by_topic):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], administrations=[administration(when=days_ago(20))])
     assert "GBS-6" in cards and "GBS-1" not in cards

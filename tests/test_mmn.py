@@ -4,37 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import topics
-from tests.fhir_data import SNOMED, condition, days_ago, hook_request, ivig_order, medication_request, prefetch, weight
+from tests.fhir_data import (
+    SNOMED, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, mmn,
+    suggested_courses, weight,
+)
+from tests.range_regimen import (
+    DRAFTS_WITHIN_THE_RANGE, RANGE_ENDS_FOR_70_KG, assert_60_g_for_5_days_departs, assert_follows_the_regimen,
+    assert_no_absolute_dose_without_weight,
+)
 
 MMN_CODES = [("G61.82", "http://hl7.org/fhir/sid/icd-10-cm"), ("230591002", SNOMED)]
 CHAPTER = ("MMN-1", "MMN-2", "MMN-3", "MMN-w")
 
 
-def mmn(**kwargs) -> dict:
-    return condition("G61.82", display="Multifocal motor neuropathy", **kwargs)
-
-
-def earlier_course(status: str = "completed") -> dict:
-    return medication_request("J06BA02", status=status, authored=days_ago(28))
-
-
-def prednisone(status: str = "active") -> dict:
-    return medication_request("H02AB07", display="prednisone", status=status)
-
-
-def mmn_cards(cds, *, order=None, hook="order-select", others=(), **data) -> dict[str, dict]:
-    data.setdefault("conditions", [mmn()])
-    data.setdefault("weights", [weight(70, when=days_ago(1))])
-    return topics(cds(hook_request([order or ivig_order(), *others], hook=hook, prefetch=prefetch(**data))))
-
-
-def suggested(card: dict) -> list[tuple[float, int]]:
-    out = []
-    for s in card.get("suggestions", []):
-        dosage = s["actions"][0]["resource"]["dosageInstruction"][0]
-        out.append((dosage["doseAndRate"][0]["doseQuantity"]["value"], dosage["timing"]["repeat"]["boundsDuration"]["value"]))
-    return out
+def mmn_cards(cards_by_topic, **data) -> dict[str, dict]:
+    return cards_by_topic(**{"conditions": [mmn()], **data})
 
 
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
@@ -42,16 +26,16 @@ def suggested(card: dict) -> list[tuple[float, int]]:
     ("MMN-1", {}, "info", "Level A",
      "As there is no other treatment of proven benefit, the recommendation is to use IVIG (2 g/kg in 2–5 days) "
      "as a first-line treatment (level A)."),
-    ("MMN-2", {"medications": [earlier_course()]}, "info", "Level C",
+    ("MMN-2", {"medications": [earlier_ivig_course(28)]}, "info", "Level C",
      "If the initial IVIG treatment is effective, repeated infusions should be considered (level C)."),
-    ("MMN-3", {"medications": [earlier_course()]}, "info", "Good practice point",
+    ("MMN-3", {"medications": [earlier_ivig_course(28)]}, "info", "Good practice point",
      "Furthermore, the frequency of maintenance therapy should be guided by the individual response, whereby "
      "typical treatment regimens are 1 g/kg every 2–4 weeks or 2 g/kg every 4–8 weeks (good practice point)."),
-    ("MMN-w", {"medications": [prednisone()]}, "warning", "Guideline statement (no level)",
+    ("MMN-w", {"medications": [corticosteroid()]}, "warning", "Guideline statement (no level)",
      "MMN does usually not respond to steroids or PE, and patients may worsen when they receive these treatments"),
 ])
-def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cds, hook, topic, data, indicator, level, sentence):
-    card = mmn_cards(cds, hook=hook, **data)[topic]
+def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, data, indicator, level, sentence):
+    card = mmn_cards(cards_by_topic, hook=hook, **data)[topic]
     assert card["indicator"] == indicator
     assert level in card["detail"]
     assert sentence in card["detail"]
@@ -61,73 +45,62 @@ def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cds, ho
 
 
 @pytest.mark.parametrize("code, system", MMN_CODES)
-def test_a_first_course_gets_the_level_a_card_only(cds, code, system):
-    cards = mmn_cards(cds, conditions=[condition(code, system)])
+def test_a_first_course_gets_the_level_a_card_only(cards_by_topic, code, system):
+    cards = mmn_cards(cards_by_topic, conditions=[condition(code, system)])
     assert "MMN-1" in cards
     assert not {"MMN-2", "MMN-3", "MMN-w"} & set(cards)
 
 
 @pytest.mark.parametrize("status", ["completed", "active", "on-hold"])
-def test_an_earlier_ivig_order_brings_repeat_and_maintenance_instead_of_first_line(cds, status):
-    cards = mmn_cards(cds, medications=[earlier_course(status)])
+def test_an_earlier_ivig_order_brings_repeat_and_maintenance_instead_of_first_line(cards_by_topic, status):
+    cards = mmn_cards(cards_by_topic, medications=[earlier_ivig_course(28, status)])
     assert {"MMN-2", "MMN-3"} <= set(cards)
     assert "MMN-1" not in cards
     assert "suggestions" not in cards["MMN-2"] and "suggestions" not in cards["MMN-3"]
 
 
-def test_a_corticosteroid_drafted_in_the_same_session_brings_the_warning(cds):
-    cards = mmn_cards(cds, hook="order-sign", others=[medication_request("H02AB07", status="draft", id="pred-1")])
+def test_a_corticosteroid_drafted_in_the_same_session_brings_the_warning(cards_by_topic):
+    cards = mmn_cards(cards_by_topic, hook="order-sign", others=[medication_request("H02AB07", status="draft", id="pred-1")])
     assert cards["MMN-w"]["indicator"] == "warning"
 
 
-@pytest.mark.parametrize("medications", [[], [prednisone(status="completed")], [prednisone(status="stopped")]])
-def test_no_active_corticosteroid_no_warning(cds, medications):
-    assert "MMN-w" not in mmn_cards(cds, medications=medications)
+@pytest.mark.parametrize("medications", [[], [corticosteroid(status="completed")], [corticosteroid(status="stopped")]])
+def test_no_active_corticosteroid_no_warning(cards_by_topic, medications):
+    assert "MMN-w" not in mmn_cards(cards_by_topic, medications=medications)
 
 
 @pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted"), dict(verification="entered-in-error")])
-def test_an_mmn_that_is_not_a_current_diagnosis_gives_no_mmn_card(cds, status):
-    cards = mmn_cards(cds, conditions=[mmn(**status)], medications=[prednisone()])
+def test_an_mmn_that_is_not_a_current_diagnosis_gives_no_mmn_card(cards_by_topic, status):
+    cards = mmn_cards(cards_by_topic, conditions=[mmn(**status)], medications=[corticosteroid()])
     assert not [code for code in cards if code in CHAPTER]
 
 
-def test_an_order_that_is_not_ivig_gets_no_card(cds):
-    body = hook_request([prednisone() | {"status": "draft", "id": "pred-1"}],
-                        prefetch=prefetch(conditions=[mmn()], weights=[weight(70)]))
-    assert cds(body) == []
+def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
+    prednisone_draft = corticosteroid() | {"status": "draft", "id": "pred-1"}
+    assert mmn_cards(cards_by_topic, order=prednisone_draft, weights=[weight(70)]) == {}  # no card at all
 
 
 # --- MMN-1 regimen: 2 g/kg in 2-5 days ---------------------------------------------------------------
 
 
-def test_with_70_kg_the_two_ends_of_the_range_are_offered_as_alternatives(cds):
-    card = mmn_cards(cds)["MMN-1"]
+def test_with_70_kg_the_two_ends_of_the_range_are_offered_as_alternatives(cards_by_topic):
+    card = mmn_cards(cards_by_topic)["MMN-1"]
     assert card["selectionBehavior"] == "at-most-one"
-    assert suggested(card) == [(70, 2), (28, 5)]
+    assert suggested_courses(card) == RANGE_ENDS_FOR_70_KG
     assert all(s["uuid"] for s in card["suggestions"])
 
 
-@pytest.mark.parametrize("daily_g, days", [(70, 2), (35, 4), (28, 5)])
-def test_a_draft_within_the_range_follows_the_regimen(cds, daily_g, days):
-    card = mmn_cards(cds, order=ivig_order(daily_g=daily_g, days=days), hook="order-sign")["MMN-1"]
-    assert card["indicator"] == "info" and "suggestions" not in card
-    assert "this follows the guideline's regimen" in card["detail"]
+@pytest.mark.parametrize("daily_g, days", DRAFTS_WITHIN_THE_RANGE)
+def test_a_draft_within_the_range_follows_the_regimen(cards_by_topic, daily_g, days):
+    card = mmn_cards(cards_by_topic, order=ivig_order(daily_g=daily_g, days=days), hook="order-sign")["MMN-1"]
+    assert_follows_the_regimen(card)
 
 
-def test_a_draft_of_60_g_for_5_days_departs_and_is_a_warning(cds):
-    card = mmn_cards(cds, order=ivig_order(daily_g=60, days=5), hook="order-sign")["MMN-1"]
-    assert card["indicator"] == "warning" and card["overrideReasons"]
-    assert "departs" in card["summary"] and len(card["summary"]) < 140
-    assert "The draft order gives 0.86 g/kg/day (60 g/day) for 5 days, 4.29 g/kg in total" in card["detail"]
-    assert "; the guideline's regimen is " in card["detail"]  # the draft does not follow it
-    assert "1 g/kg/day × 70 kg = 70 g/day for 2 days" in card["detail"]
-    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days" in card["detail"]
-    assert suggested(card) == [(70, 2), (28, 5)]
+def test_a_draft_of_60_g_for_5_days_departs_and_is_a_warning(cards_by_topic):
+    card = mmn_cards(cards_by_topic, order=ivig_order(daily_g=60, days=5), hook="order-sign")["MMN-1"]
+    assert_60_g_for_5_days_departs(card)
 
 
-def test_without_a_weight_no_absolute_dose_is_offered(cds):
-    card = mmn_cards(cds, weights=[])["MMN-1"]
-    assert "suggestions" not in card
-    assert "Body weight: missing" in card["detail"]
-    assert "1 g/kg/day for 2 days (2 g/kg in total)" in card["detail"]
-    assert "0.4 g/kg/day for 5 days (2 g/kg in total)" in card["detail"]
+def test_without_a_weight_no_absolute_dose_is_offered(cards_by_topic):
+    card = mmn_cards(cards_by_topic, weights=[])["MMN-1"]
+    assert_no_absolute_dose_without_weight(card)

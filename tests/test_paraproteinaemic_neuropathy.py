@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import topics
-from tests.fhir_data import SNOMED, condition, hook_request, ivig_order, medication_request, prefetch, weight
+from tests.fhir_data import SNOMED, cidp, condition, medication_request, weight
 
 CHAPTER = ("PDN-1", "PDN-2", "PDN-3", "PDN-4")
 
@@ -18,13 +17,8 @@ def neuropathy(**kwargs) -> dict:
     return condition("G63", display="Polyneuropathy in diseases classified elsewhere", **kwargs)
 
 
-def cidp(**kwargs) -> dict:
-    return condition("G61.81", display="Chronic inflammatory demyelinating polyneuritis", **kwargs)
-
-
-def pdn_cards(cds, conditions, hook="order-select") -> dict[str, dict]:
-    body = hook_request([ivig_order()], hook=hook, prefetch=prefetch(conditions=conditions, weights=[weight(70)]))
-    return topics(cds(body))
+def pdn_cards(cards_by_topic, conditions, hook="order-select", order=None) -> dict[str, dict]:
+    return cards_by_topic(order=order, hook=hook, conditions=conditions, weights=[weight(70)])
 
 
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
@@ -38,8 +32,8 @@ def pdn_cards(cds, conditions, hook="order-select") -> dict[str, dict]:
      "However, in patients with significant disability or rapid worsening, IVIG may be tried, although its efficacy "
      "is not proven (good practice point)."),
 ])
-def test_mgus_with_neuropathy_fires_with_indicator_level_and_sentence(cds, hook, topic, indicator, level, sentence):
-    card = pdn_cards(cds, [mgus(), neuropathy()], hook)[topic]
+def test_mgus_with_neuropathy_fires_with_indicator_level_and_sentence(cards_by_topic, hook, topic, indicator, level, sentence):
+    card = pdn_cards(cards_by_topic, [mgus(), neuropathy()], hook)[topic]
     assert card["indicator"] == indicator
     assert level in card["detail"] and sentence in card["detail"]
     assert len(card["summary"]) < 140 and "suggestions" not in card  # the guideline states no dose here
@@ -47,8 +41,8 @@ def test_mgus_with_neuropathy_fires_with_indicator_level_and_sentence(cds, hook,
         assert card["overrideReasons"] and "against IVIG" in card["detail"]
 
 
-def test_cidp_like_neuropathy_with_a_paraprotein_is_treated_as_cidp(cds):
-    cards = pdn_cards(cds, [mgus(), cidp()])
+def test_cidp_like_neuropathy_with_a_paraprotein_is_treated_as_cidp(cards_by_topic):
+    cards = pdn_cards(cards_by_topic, [mgus(), cidp()])
     card = cards["PDN-4"]
     assert card["indicator"] == "info"
     assert ("In patients with CIDP-like neuropathy, the detection of paraproteinaemia does not justify a different "
@@ -57,10 +51,10 @@ def test_cidp_like_neuropathy_with_a_paraprotein_is_treated_as_cidp(cds):
     assert not {"PDN-1", "PDN-2", "PDN-3"} & set(cards)
 
 
-def test_pdn_4_states_no_level_because_the_guideline_gives_its_sentence_none(cds):
+def test_pdn_4_states_no_level_because_the_guideline_gives_its_sentence_none(cards_by_topic):
     # The seed's recommendation paragraph gives the CIDP-like sentence no level (unlike the two sentences
     # before it, each "(good practice point)"); the action's own description says so, yet it is coded GPP.
-    card = pdn_cards(cds, [mgus(), cidp()])["PDN-4"]
+    card = pdn_cards(cards_by_topic, [mgus(), cidp()])["PDN-4"]
     assert "Good practice point" not in card["detail"] and "(GPP)" not in card["summary"]
     assert "Guideline statement (no level)" in card["detail"]
 
@@ -69,8 +63,8 @@ def test_pdn_4_states_no_level_because_the_guideline_gives_its_sentence_none(cds
     [condition("277577000", SNOMED), condition("386033004", SNOMED)],   # SNOMED MGUS + neuropathy
     [condition("395692003", SNOMED), neuropathy()],                     # benign paraproteinaemia
 ])
-def test_other_gammopathy_and_neuropathy_codes_count(cds, conditions):
-    assert {"PDN-1", "PDN-2", "PDN-3"} <= set(pdn_cards(cds, conditions))
+def test_other_gammopathy_and_neuropathy_codes_count(cards_by_topic, conditions):
+    assert {"PDN-1", "PDN-2", "PDN-3"} <= set(pdn_cards(cards_by_topic, conditions))
 
 
 @pytest.mark.parametrize("conditions, why", [
@@ -80,34 +74,33 @@ def test_other_gammopathy_and_neuropathy_codes_count(cds, conditions):
     ([mgus(), neuropathy(clinical="resolved")], "neuropathy resolved"),
     ([mgus(verification="refuted"), neuropathy()], "gammopathy refuted"),
 ])
-def test_mgus_neuropathy_cards_need_both_diagnoses_and_no_cidp(cds, conditions, why):
-    assert not {"PDN-1", "PDN-2", "PDN-3"} & set(pdn_cards(cds, conditions)), why
+def test_mgus_neuropathy_cards_need_both_diagnoses_and_no_cidp(cards_by_topic, conditions, why):
+    assert not {"PDN-1", "PDN-2", "PDN-3"} & set(pdn_cards(cards_by_topic, conditions)), why
 
 
-def test_a_refuted_cidp_does_not_block_the_mgus_neuropathy_cards(cds):
-    cards = pdn_cards(cds, [mgus(), neuropathy(), cidp(verification="refuted")])
+def test_a_refuted_cidp_does_not_block_the_mgus_neuropathy_cards(cards_by_topic):
+    cards = pdn_cards(cards_by_topic, [mgus(), neuropathy(), cidp(verification="refuted")])
     assert {"PDN-1", "PDN-2", "PDN-3"} <= set(cards) and "PDN-4" not in cards
 
 
 @pytest.mark.parametrize("conditions", [[cidp()], [mgus(), cidp(clinical="resolved")], [mgus(clinical="resolved"), cidp()]])
-def test_pdn_4_needs_both_a_current_gammopathy_and_a_current_cidp(cds, conditions):
-    assert "PDN-4" not in pdn_cards(cds, conditions)
+def test_pdn_4_needs_both_a_current_gammopathy_and_a_current_cidp(cards_by_topic, conditions):
+    assert "PDN-4" not in pdn_cards(cards_by_topic, conditions)
 
 
 @pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted"), dict(verification="entered-in-error")])
-def test_a_gammopathy_that_is_not_a_current_diagnosis_gives_no_pdn_card(cds, status):
-    cards = pdn_cards(cds, [mgus(**status), neuropathy(), cidp()])
+def test_a_gammopathy_that_is_not_a_current_diagnosis_gives_no_pdn_card(cards_by_topic, status):
+    cards = pdn_cards(cards_by_topic, [mgus(**status), neuropathy(), cidp()])
     assert not [code for code in cards if code in CHAPTER]
 
 
-def test_waldenstrom_macroglobulinaemia_is_not_mgus(cds):
+def test_waldenstrom_macroglobulinaemia_is_not_mgus(cards_by_topic):
     # The chapter's recommendations are for MGUS ("non-malignant paraproteinaemias"); Waldenström's is a
     # lymphoma, yet it is in the monoclonal-gammopathy ValueSet, so the MGUS cards fire for it.
-    cards = pdn_cards(cds, [condition("C88.0", display="Waldenström macroglobulinemia"), neuropathy()])
+    cards = pdn_cards(cards_by_topic, [condition("C88.0", display="Waldenström macroglobulinemia"), neuropathy()])
     assert not {"PDN-1", "PDN-2", "PDN-3"} & set(cards)
 
 
-def test_an_order_that_is_not_ivig_gets_no_card(cds):
+def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
     order = medication_request("H02AB07", status="draft", id="pred-1")
-    body = hook_request([order], prefetch=prefetch(conditions=[mgus(), neuropathy()], weights=[weight(70)]))
-    assert cds(body) == []
+    assert pdn_cards(cards_by_topic, [mgus(), neuropathy()], order=order) == {}  # no card at all

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import topics
 from tests.fhir_data import (
-    SNOMED, condition, days_ago, gbs, hook_request, ivig_order, medication_request, observation, prefetch, weight,
+    SNOMED, condition, days_ago, earlier_ivig_course, gbs, hook_request, ivig_order, medication_request, observation,
+    prefetch, weight,
 )
 
 EGFR_UNIT = "mL/min/{1.73_m2}"
@@ -26,11 +26,6 @@ def egfr(value: float, when: str | None = None) -> dict:
 
 def creatinine(value: float, when: str | None = None) -> dict:
     return observation("2160-0", value, "mg/dL", when=when, low=0.6, high=1.2, display="Creatinine")
-
-
-def safety_cards(cds, hook="order-select", order=None, **data) -> dict[str, dict]:
-    data.setdefault("weights", [weight(70, when=days_ago(1))])
-    return topics(cds(hook_request([order or ivig_order()], hook=hook, prefetch=prefetch(**data))))
 
 
 def assert_card_contract(cards: list[dict]) -> None:
@@ -55,14 +50,14 @@ def assert_card_contract(cards: list[dict]) -> None:
     dict(labs=[creatinine(2.1)]),                               # latest creatinine above the laboratory's range
     dict(labs=[egfr(90, when=days_ago(60)), egfr(45, when=days_ago(2))]),
 ], ids=["ckd-icd", "ckd-snomed", "low-egfr", "high-creatinine", "newer-low-egfr"])
-def test_impaired_renal_function_is_a_warning(cds, data):
-    card = safety_cards(cds, **data)["SAFE-2-renal"]
+def test_impaired_renal_function_is_a_warning(cards_by_topic, data):
+    card = cards_by_topic(**data)["SAFE-2-renal"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
     assert NO_LEVEL in card["detail"] and RENAL_SENTENCE in card["detail"]
 
 
-def test_the_renal_card_states_the_result_it_rests_on(cds):
-    card = safety_cards(cds, labs=[egfr(45)])["SAFE-2-renal"]
+def test_the_renal_card_states_the_result_it_rests_on(cards_by_topic):
+    card = cards_by_topic(labs=[egfr(45)])["SAFE-2-renal"]
     assert f"45 {EGFR_UNIT} ({days_ago(2)})" in card["detail"]
 
 
@@ -74,8 +69,8 @@ def test_the_renal_card_states_the_result_it_rests_on(cds):
     dict(conditions=[condition("N18.4", clinical="resolved")]),
     dict(conditions=[condition("N18.4", verification="refuted")]),
 ], ids=["nothing", "normal-egfr", "normal-creatinine", "older-low-egfr", "resolved-ckd", "refuted-ckd"])
-def test_no_renal_warning_without_current_evidence(cds, data):
-    assert "SAFE-2-renal" not in safety_cards(cds, **data)
+def test_no_renal_warning_without_current_evidence(cards_by_topic, data):
+    assert "SAFE-2-renal" not in cards_by_topic(**data)
 
 
 # --- SAFE-2-thrombosis --------------------------------------------------------------------------------
@@ -87,16 +82,16 @@ def test_no_renal_warning_without_current_evidence(cds, data):
     condition("Z86.718", display="Personal history of other venous thrombosis and embolism"),
     condition("128053003", SNOMED, clinical="inactive"),
 ], ids=["active-dvt", "resolved-dvt", "history-code", "inactive-snomed-dvt"])
-def test_a_thrombosis_on_record_active_or_past_is_a_warning(cds, thrombosis):
-    card = safety_cards(cds, conditions=[thrombosis])["SAFE-2-thrombosis"]
+def test_a_thrombosis_on_record_active_or_past_is_a_warning(cards_by_topic, thrombosis):
+    card = cards_by_topic(conditions=[thrombosis])["SAFE-2-thrombosis"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
     assert NO_LEVEL in card["detail"] and THROMBOSIS_SENTENCE in card["detail"]
     assert thrombosis["code"]["coding"][0]["code"] in card["detail"]
 
 
 @pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
-def test_a_refuted_thrombosis_is_no_history(cds, verification):
-    assert "SAFE-2-thrombosis" not in safety_cards(cds, conditions=[condition("I82.90", verification=verification)])
+def test_a_refuted_thrombosis_is_no_history(cards_by_topic, verification):
+    assert "SAFE-2-thrombosis" not in cards_by_topic(conditions=[condition("I82.90", verification=verification)])
 
 
 # --- SAFE-weight --------------------------------------------------------------------------------------
@@ -107,22 +102,22 @@ def test_a_refuted_thrombosis_is_no_history(cds, verification):
     ([weight(70000, "g")], "is not a usable value in kg or [lb_av] (g)"),
     ([weight(70, when=days_ago(90)), weight(70000, "g", when=days_ago(1))], "is not a usable value in kg or [lb_av] (g)"),
 ], ids=["none", "grams", "older-kg-newer-grams"])
-def test_no_usable_weight_is_a_warning(cds, weights, why):
-    card = safety_cards(cds, weights=weights)["SAFE-weight"]
+def test_no_usable_weight_is_a_warning(cards_by_topic, weights, why):
+    card = cards_by_topic(weights=weights)["SAFE-weight"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
     assert NO_LEVEL in card["detail"] and WEIGHT_SENTENCE in card["detail"]
     assert why in card["detail"]
 
 
-def test_a_weight_in_the_wrong_unit_is_not_reported_as_no_weight_on_record(cds):
+def test_a_weight_in_the_wrong_unit_is_not_reported_as_no_weight_on_record(cards_by_topic):
     # The card first says the latest weight on record is unusable, and must not then also claim there is none.
-    card = safety_cards(cds, weights=[weight(70000, "g")])["SAFE-weight"]
+    card = cards_by_topic(weights=[weight(70000, "g")])["SAFE-weight"]
     assert "Body weight: no result on record" not in card["detail"], card["detail"]
 
 
 @pytest.mark.parametrize("weights", [[weight(70)], [weight(154, "[lb_av]")]], ids=["kg", "lb"])
-def test_a_usable_weight_gives_no_weight_warning(cds, weights):
-    assert "SAFE-weight" not in safety_cards(cds, weights=weights)
+def test_a_usable_weight_gives_no_weight_warning(cards_by_topic, weights):
+    assert "SAFE-weight" not in cards_by_topic(weights=weights)
 
 
 # --- SAFE-1 -------------------------------------------------------------------------------------------
@@ -131,15 +126,15 @@ def test_a_usable_weight_gives_no_weight_warning(cds, weights):
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
 @pytest.mark.parametrize("conditions", [[], [gbs()], [condition("G61.81")], [condition("G61.82")], [condition("D47.2"), condition("G63")]],
                          ids=["no-diagnosis", "gbs", "cidp", "mmn", "mgus-neuropathy"])
-def test_monitoring_card_for_every_ivig_order(cds, hook, conditions):
-    card = safety_cards(cds, hook=hook, conditions=conditions)["SAFE-1"]
+def test_monitoring_card_for_every_ivig_order(cards_by_topic, hook, conditions):
+    card = cards_by_topic(hook=hook, conditions=conditions)["SAFE-1"]
     assert card["indicator"] == "info"
     assert NO_LEVEL in card["detail"] and MONITORING_SENTENCE in card["detail"]
 
 
-def test_monitoring_card_lists_the_latest_results_and_the_missing_panels(cds):
+def test_monitoring_card_lists_the_latest_results_and_the_missing_panels(cards_by_topic):
     labs = [observation("718-7", 13.5, "g/dL", display="Hemoglobin"), egfr(85)]
-    card = safety_cards(cds, labs=labs)["SAFE-1"]
+    card = cards_by_topic(labs=labs)["SAFE-1"]
     assert f"Hemoglobin [718-7]: 13.5 g/dL ({days_ago(2)})" in card["detail"]
     assert f"85 {EGFR_UNIT}" in card["detail"]
     assert "Liver enzymes: no result on record" in card["detail"]
@@ -147,8 +142,8 @@ def test_monitoring_card_lists_the_latest_results_and_the_missing_panels(cds):
     assert "Full blood count: no result on record" not in card["detail"]
 
 
-def test_with_no_labs_every_panel_is_missing(cds):
-    detail = safety_cards(cds)["SAFE-1"]["detail"]
+def test_with_no_labs_every_panel_is_missing(cards_by_topic):
+    detail = cards_by_topic()["SAFE-1"]["detail"]
     for panel in ("Full blood count", "Liver enzymes", "Estimated glomerular filtration rate", "Serum creatinine"):
         assert f"{panel}: no result on record" in detail
 
@@ -186,7 +181,7 @@ def test_an_ivig_draft_that_is_not_selected_gets_no_card(cds):
                         medications=[medication_request("H02AB07")])),
     (ivig_order(daily_g=60, days=5), dict(conditions=[condition("G61.82")], weights=[weight(70)],
                                           medications=[medication_request("H02AB07")])),
-    (ivig_order(), dict(conditions=[condition("G61.82")], medications=[medication_request("J06BA02", status="completed")])),
+    (ivig_order(), dict(conditions=[condition("G61.82")], medications=[earlier_ivig_course(0)])),
     (ivig_order(), dict(conditions=[condition("D47.2"), condition("G63")], labs=[creatinine(2.0)], weights=[weight(70000, "g")])),
     (ivig_order(), dict(conditions=[condition("D47.2"), condition("G61.81")], weights=[weight(154, "[lb_av]")])),
 ], ids=["cidp-renal-thrombosis-steroid", "mmn-departing-steroid", "mmn-maintenance-no-weight", "mgus-renal-grams", "mgus-cidp-lb"])

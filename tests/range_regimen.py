@@ -1,0 +1,31 @@
+"""Checks shared by the recommendations whose regimen is "2 g/kg in 2-5 days" (CIDP-2, MMN-1), for a 70 kg patient."""
+
+from __future__ import annotations
+
+from tests.fhir_data import suggested_courses
+
+RANGE_ENDS_FOR_70_KG = [(70, 2), (28, 5)]  # 1 g/kg/day x 2 days, 0.4 g/kg/day x 5 days
+DRAFTS_WITHIN_THE_RANGE = [(70, 2), (35, 4), (28, 5)]  # (daily grams, days) for 70 kg
+
+
+def assert_follows_the_regimen(card: dict) -> None:
+    assert card["indicator"] == "info" and "suggestions" not in card
+    assert "this follows the guideline's regimen" in card["detail"]
+
+
+def assert_60_g_for_5_days_departs(card: dict) -> None:
+    """The card for a draft of 60 g/day for 5 days (70 kg): a warning that offers both ends of the range."""
+    assert card["indicator"] == "warning" and card["overrideReasons"]
+    assert "departs" in card["summary"] and len(card["summary"]) < 140
+    assert "The draft order gives 0.86 g/kg/day (60 g/day) for 5 days, 4.29 g/kg in total" in card["detail"]
+    assert "; the guideline's regimen is " in card["detail"]  # the draft does not follow it
+    assert "1 g/kg/day × 70 kg = 70 g/day for 2 days" in card["detail"]
+    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days" in card["detail"]
+    assert suggested_courses(card) == RANGE_ENDS_FOR_70_KG
+
+
+def assert_no_absolute_dose_without_weight(card: dict) -> None:
+    assert "suggestions" not in card
+    assert "Body weight: missing" in card["detail"]
+    assert "1 g/kg/day for 2 days (2 g/kg in total)" in card["detail"]
+    assert "0.4 g/kg/day for 5 days (2 g/kg in total)" in card["detail"]
