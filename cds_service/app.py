@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from . import knowledge, web
+from .auth import JwtVerifier, require_jwt
 from .config import Settings
 from .service import CdsService
 
@@ -12,8 +15,12 @@ from .service import CdsService
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; a broken definition raises DefinitionError here, before any request is served."""
     settings = settings or Settings.from_env()
+    # urllib3 logs each request URL at DEBUG, and our FHIR queries name the patient: keep it above DEBUG.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger("urllib3").level))
     app = Flask(__name__)
     app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies get 413
     app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings)
+    app.before_request(require_jwt(JwtVerifier(settings.auth)))
     web.register(app)
     return app

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import Settings
+from .config import ConfigurationError, Settings
 from .discovery import service_id
 from .knowledge import DefinitionError, load
 from .prefetch import DataUnavailable
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         return _evaluate(args.request)
     except DefinitionError as exc:
         print(f"ivig-cds: broken definition: {exc}", file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print(f"ivig-cds: {exc}", file=sys.stderr)
         return 2
 
 

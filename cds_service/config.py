@@ -1,14 +1,29 @@
-"""All settings in one place, read from the environment once, when the app is created."""
+"""All settings in one place, read from the environment once, when the app is created.
+
+Production is the default. `IVIG_CDS_MODE=development` is for trying the service with the CDS Hooks
+Sandbox on a workstation: a JWT becomes optional (one that is sent is still verified), the Sandbox's
+public JWKS is trusted (its private key is public, so never in production), and any FHIR server may
+be called over http or https unless an allowlist is given.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from .auth import AuthSettings
 
 PREFIX = "IVIG_CDS_"
+MODES = ("production", "development")
+
+
+class ConfigurationError(ValueError):
+    """A setting we refuse to start with."""
 
 
 def _default_knowledge_root() -> Path:
@@ -22,21 +37,72 @@ def _default_knowledge_root() -> Path:
 @dataclass(frozen=True)
 class Settings:
     knowledge_root: Path
-    #: seconds allowed for each query to the EHR's FHIR server (queries run in parallel)
+    #: production | development (see the module docstring)
+    mode: str = "production"
+    #: how CDS clients' JWTs are checked (issuer and jku allowlists, JWKS, skew, lifetime)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    #: FHIR base URLs (prefixes) we may call with a client's token; empty = none in production, any in development
+    fhir_servers: tuple[str, ...] = ()
+    #: seconds for each query to the EHR's FHIR server; queries run in parallel, so also the outbound budget of a call
     fhir_timeout: float = 3.0
-    #: how far a draft's daily dose or total may stray from the regimen before we warn (0.10 = 10 %)
+    #: most queries one hook call runs at once against the EHR's FHIR server
+    fhir_max_parallel: int = 6
+    #: largest request body accepted (413 above it)
+    max_body_bytes: int = 1_000_000
+    #: how far a draft's daily dose or course total may stray from the regimen before we warn (0.10 = 10 %)
     dose_tolerance: Decimal = Decimal("0.10")
     #: Access-Control-Allow-Origin; the CDS Hooks Sandbox calls from a browser
     cors_allow_origin: str = "*"
 
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigurationError(f"{PREFIX}MODE must be one of {MODES}, not {self.mode!r}")
+        for base in self.fhir_servers:
+            scheme = urlsplit(base).scheme
+            if scheme not in ("https", "http") or (scheme == "http" and self.mode == "production"):
+                raise ConfigurationError(f"{PREFIX}FHIR_SERVERS: {base!r} must be an https URL in production")
+
+    def may_call(self, fhir_server: str) -> bool:
+        """Is this fhirServer one we may send a request (and the client's token) to?"""
+        if not self.fhir_servers:
+            return self.mode == "development" and urlsplit(fhir_server).scheme in ("http", "https")
+        if self.mode == "production" and urlsplit(fhir_server).scheme != "https":
+            return False
+        return any(fhir_server == base.rstrip("/") or fhir_server.startswith(base.rstrip("/") + "/") for base in self.fhir_servers)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        def get(name: str, default: str) -> str:
-            return environ.get(PREFIX + name, default)
+        def get(name: str, default: str = "") -> str:
+            return environ.get(PREFIX + name, default).strip()
 
-        return cls(
-            knowledge_root=Path(get("KNOWLEDGE_ROOT", str(_default_knowledge_root()))),
-            fhir_timeout=float(get("FHIR_TIMEOUT", "3.0")),
-            dose_tolerance=Decimal(get("DOSE_TOLERANCE", "0.10")),
-            cors_allow_origin=get("CORS_ALLOW_ORIGIN", "*"),
-        )
+        def listed(name: str) -> tuple[str, ...]:
+            return tuple(item.strip() for item in get(name).split(",") if item.strip())
+
+        mode = get("MODE", "production")
+        auth = AuthSettings.development() if mode == "development" else AuthSettings()
+        jwks_file = get("JWKS_FILE")
+        try:
+            jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else auth.jwks
+            auth = AuthSettings(
+                required=auth.required,
+                trusted_issuers=auth.trusted_issuers | set(listed("TRUSTED_ISSUERS")),
+                jwks=jwks,
+                jku_allowlist=auth.jku_allowlist | set(listed("JKU_ALLOWLIST")),
+                leeway_seconds=int(get("JWT_LEEWAY_SECONDS", str(auth.leeway_seconds))),
+                max_lifetime_seconds=int(get("JWT_MAX_LIFETIME_SECONDS", str(auth.max_lifetime_seconds))),
+            )
+            return cls(
+                knowledge_root=Path(get("KNOWLEDGE_ROOT") or _default_knowledge_root()),
+                mode=mode,
+                auth=auth,
+                fhir_servers=listed("FHIR_SERVERS"),
+                fhir_timeout=float(get("FHIR_TIMEOUT", "3.0")),
+                fhir_max_parallel=int(get("FHIR_MAX_PARALLEL", "6")),
+                max_body_bytes=int(get("MAX_BODY_BYTES", "1000000")),
+                dose_tolerance=Decimal(get("DOSE_TOLERANCE", "0.10")),
+                cors_allow_origin=get("CORS_ALLOW_ORIGIN", "*"),
+            )
+        except (OSError, ValueError, InvalidOperation) as exc:
+            if isinstance(exc, ConfigurationError):
+                raise
+            raise ConfigurationError(f"invalid {PREFIX}* setting: {exc}") from exc

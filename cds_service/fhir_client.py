@@ -63,13 +63,16 @@ class FhirClient:
 
     def get(self, relative_url: str) -> dict | None:
         """GET base/relative_url. Returns the resource (a searchset with all pages merged), or None
-        for 404/410 on a read. Raises FhirReadError for anything else."""
+        for 404/410 on a read. Raises FhirReadError for anything else.
+
+        A search with ``_count`` asks for the first N matches in its ``_sort`` order (the latest
+        weight, the newest labs): its first page is the answer, and further pages are not read."""
         relative_url = relative_url.lstrip("/")
         deadline = time.monotonic() + self.timeout
         with _SessionScope(self._session) as session:
             resource = self._fetch(session, f"{self.base_url}/{relative_url}", relative_url, deadline,
                                    missing_ok=_is_read(relative_url))
-            if resource is not None and resource["resourceType"] == "Bundle":
+            if resource is not None and resource["resourceType"] == "Bundle" and wants_every_page(relative_url):
                 resource = self._follow_pages(session, resource, relative_url, deadline)
             return resource
 
@@ -113,7 +116,7 @@ class FhirClient:
         headers = {"Accept": FHIR_JSON}
         if self._token and self._under_base(url):
             headers["Authorization"] = f"Bearer {self._token}"
-        log.debug("GET %s", url)
+        log.debug("GET %s", _resource_type(url, self.base_url))  # never the query: it names the patient
         try:
             response = session.get(url, headers=headers, timeout=remaining, allow_redirects=False)
             body = response.content
@@ -163,6 +166,11 @@ class _SessionScope:
             self._own.close()
 
 
+def wants_every_page(query: str) -> bool:
+    """False for a search limited with _count: the first page is all it asks for."""
+    return "_count=" not in query.partition("?")[2]
+
+
 def next_link(bundle: dict) -> str | None:
     for link in bundle.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
@@ -189,3 +197,7 @@ def _is_read(relative_url: str) -> bool:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _resource_type(url: str, base: str) -> str:
+    return url[len(base):].lstrip("/").split("?")[0].split("/")[0] or "(base)"

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import requests
 
-from .fhir_client import FhirClient, FhirReadError, next_link, outcome_summary
+from .fhir_client import FhirClient, FhirReadError, next_link, outcome_summary, wants_every_page
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def resolve(
     timeout: float,
     max_workers: int = 6,
     session: requests.Session | None = None,
+    may_call: Callable[[str], bool] = lambda fhir_server: True,
 ) -> Prefetch:
     """Prefetch data for every template key, from the request or else from fhirServer (in parallel).
 
@@ -150,7 +151,7 @@ def resolve(
             continue
         if _is_resource(value) and value["resourceType"] != "OperationOutcome" and _failure(value) is None:
             value = _without_outcomes(value)
-            if next_link(value) is None:
+            if next_link(value) is None or not wants_every_page(template):
                 result[key] = value
             else:
                 jobs[key] = lambda client, bundle=value, key=key: client.complete(bundle, key)
@@ -168,6 +169,9 @@ def resolve(
     if not request.fhir_server:
         raise DataUnavailable({key: f"{why_missing[key]} and the request has no fhirServer" for key in jobs},
                               {key: "not-found" for key in jobs})
+    if not may_call(request.fhir_server):
+        raise DataUnavailable({key: f"{why_missing[key]} and fhirServer is not on this service's allowlist (no request was sent)"
+                               for key in jobs}, {key: "forbidden" for key in jobs})
 
     token = request.fhir_authorization.access_token if request.fhir_authorization else None
     client = FhirClient(request.fhir_server, token, timeout=timeout, session=session)
@@ -207,7 +211,7 @@ def _run_parallel(client: FhirClient, jobs: dict[str, Callable[[FhirClient], dic
         fetched[key] = _without_outcomes(value) if value is not None else None
     log.debug("prefetch: fetched %d key(s) in %.3fs", len(jobs), time.monotonic() - started)
     if reasons:
-        log.warning("prefetch unavailable: %s", reasons)
+        log.warning("prefetch unavailable for keys %s", {key: codes[key] for key in reasons})  # reasons may name the patient
         raise DataUnavailable(reasons, codes)
     return fetched
 

@@ -44,7 +44,14 @@ class CdsService:
         selected = request.selected_orders()
         if not any(is_ivig(order, self.knowledge.terminology) for order in selected):
             return {"cards": []}  # not our order: no data fetched, nothing said
-        prefetch = resolve(request, self.templates, timeout=self.settings.fhir_timeout, session=session)
+        prefetch = resolve(
+            request,
+            self.templates,
+            timeout=self.settings.fhir_timeout,
+            max_workers=self.settings.fhir_max_parallel,
+            session=session,
+            may_call=self.settings.may_call,
+        )
         findings = engine.evaluate(
             self.knowledge,
             hook=request.hook,

@@ -7,6 +7,7 @@ import pytest
 pytest.register_assert_rewrite("tests.range_regimen")
 
 from cds_service.app import create_app
+from cds_service.auth import AuthSettings
 from cds_service.config import Settings
 from tests.fhir_data import days_ago, hook_request, ivig_order, prefetch, weight
 
@@ -15,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def app():
-    return create_app(Settings(knowledge_root=ROOT, fhir_timeout=2.0))
+    """The service as a developer runs it with the CDS Hooks Sandbox: JWT optional (tests/test_auth_http.py covers
+    production), any FHIR server allowed."""
+    return create_app(Settings(knowledge_root=ROOT, mode="development", auth=AuthSettings.development(), fhir_timeout=2.0))
 
 
 @pytest.fixture()

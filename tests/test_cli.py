@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import ROOT
@@ -33,11 +35,14 @@ def test_evaluate_refuses_a_bad_request_with_the_reason(tmp_path):
     assert done.returncode == 1 and "context.draftOrders is required" in done.stderr
 
 
-def test_serve_runs_gunicorn_and_answers(tmp_path):
+@pytest.mark.parametrize("mode, status", [("production", 401), ("development", 200)])
+def test_serve_runs_gunicorn_and_answers(tmp_path, mode, status):
+    """Production (the default) refuses a call without a JWT; development mode answers it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(CLI + ["serve", "--port", str(port), "--workers", "1"], cwd=ROOT,
+                              env={**os.environ, "IVIG_CDS_MODE": mode},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -48,7 +53,8 @@ def test_serve_runs_gunicorn_and_answers(tmp_path):
             except requests.ConnectionError:
                 assert server.poll() is None and time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
-        assert response.status_code == 200 and len(response.json()["services"]) == 2
+        assert response.status_code == status
+        assert status == 401 or len(response.json()["services"]) == 2
         assert response.headers["Server"].startswith("gunicorn")
     finally:
         server.terminate()

@@ -290,6 +290,18 @@ def test_paginated_prefetch_bundle_without_fhir_server_is_unavailable() -> None:
     assert "next link" in err.reasons["conditions"] and "no fhirServer" in err.reasons["conditions"]
 
 
+def test_a_search_limited_with_count_reads_only_its_first_page(fhir: FhirStub) -> None:
+    """`_sort=-date&_count=1` asks for the latest weight; the next pages hold older ones."""
+    weights = [[{"resourceType": "Observation", "id": f"w{n}"}] for n in range(12)]
+    fhir.add_pages(WEIGHT_QUERY, weights)
+    got = resolve(Req(fhir.base_url), {"weight": TEMPLATES["weight"]}, timeout=2)["weight"]
+    assert [e["resource"]["id"] for e in got["entry"]] == ["w0"]
+    assert [r.target for r in fhir.requests] == [WEIGHT_QUERY]
+    sent = {"weight": searchset([{"resourceType": "Observation", "id": "w0"}], next_url=f"{fhir.base_url}?_getpages=p2")}
+    got = resolve(Req(None, None, prefetch=sent), {"weight": TEMPLATES["weight"]}, timeout=2)["weight"]
+    assert [e["resource"]["id"] for e in got["entry"]] == ["w0"]
+
+
 def test_more_pages_than_max_pages_is_an_error(fhir: FhirStub) -> None:
     fhir.add_pages("Condition?patient=123", [conditions(str(n)) for n in range(4)])
     client = FhirClient(fhir.base_url, TOKEN, timeout=2, max_pages=3)
