@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Finding
-from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, describe_all, fmt
+from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, days_text, describe_all, fmt
 
 INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
@@ -100,7 +100,10 @@ def _regimen_lines(regimens: tuple[Regimen, ...], weight: DosingWeight | None) -
 
 def _patient_facts(finding: Finding) -> list[str]:
     facts = []
-    if finding.recommendation.regimens or finding.recommendation.uses_weight:
+    used = finding.recommendation.inputs_used
+    if "ageYears" in used and finding.age_years is not None:
+        facts.append(f"Age: {finding.age_years} years (born {(finding.facts.patient or {}).get('birthDate', '?')})")
+    if finding.recommendation.regimens or "weightKg" in used:
         weight = finding.facts.weight
         if weight is None:
             per_kg = " No absolute dose is given; the regimen is stated per kg." if finding.recommendation.regimens else ""
@@ -125,6 +128,10 @@ def _describe(resource: dict) -> str:
         return f"Diagnosis: {_name(resource.get('code'))} ({status}" + (f", since {onset[:10]})" if onset else ")")
     if kind == "MedicationRequest":
         return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({resource.get('status', 'draft')}, {_when(resource, 'authoredOn')})"
+    if kind == "MedicationAdministration":
+        return f"Given: {_name(resource.get('medicationCodeableConcept'))} ({resource.get('status')}, {_when(resource, 'effectiveDateTime')})"
+    if kind == "ServiceRequest":
+        return f"Planned: {_name(resource.get('code'))} ({resource.get('status', 'draft')})"
     if kind == "Procedure":
         return f"Procedure: {_name(resource.get('code'))} ({_when(resource, 'performedDateTime')})"
     return kind or "record"
@@ -159,7 +166,7 @@ def _suggestions(finding: Finding) -> list[dict]:
 
 def _suggestion(order: dict, regimen: Regimen, weight: DosingWeight) -> dict:
     daily = regimen.daily_grams(weight)
-    label = f"IVIG {fmt(daily)} g/day for {regimen.days} days ({fmt(regimen.dose_per_kg_per_day)} g/kg/day × {fmt(weight.kg)} kg)"
+    label = f"IVIG {fmt(daily)} g/day for {days_text(regimen.days)} ({fmt(regimen.dose_per_kg_per_day)} g/kg/day × {fmt(weight.kg)} kg)"
     resource = copy.deepcopy(order)
     previous = (order.get("dosageInstruction") or [{}])[0] if isinstance(order.get("dosageInstruction"), list) else {}
     instruction: dict[str, Any] = {

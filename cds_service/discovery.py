@@ -1,8 +1,10 @@
 """The services we announce on GET /cds-services, and the data each needs (prefetch templates).
 
-Templates use only CDS Hooks 2.0 tokens ({{context.patientId}}) and the spec's restricted query
-syntax (type-level search, patient reference, token equality, _sort, _count). Lab codes are read
-from the ValueSets that the knowledge base ships, so they are not kept twice.
+The templates are generated from the data requirements of the Library the PlanDefinitions use, so
+the requirements are written once: each DataRequirement's id is a prefetch key. Templates use only
+CDS Hooks 2.0 tokens ({{context.patientId}}) and the spec's restricted query syntax (read, type
+search by patient, token equality, _sort, _count); ValueSet filters are expanded into codes
+because EHR servers rarely support `:in` with our ValueSets.
 """
 
 from __future__ import annotations
@@ -10,38 +12,36 @@ from __future__ import annotations
 from .knowledge import CANONICAL_BASE, KnowledgeBase
 
 HOOKS = ("order-select", "order-sign")
-_WEIGHT = "body-weight"
-_LABS = ("egfr", "creatinine", "full-blood-count", "liver-enzymes")
+#: DataRequirement.sort.path -> the search parameter that sorts by it
+_SORT_PARAMETERS = {"effective": "date", "performed": "date", "authoredOn": "authoredon", "recordedDate": "recorded-date"}
 
 
 def service_id(hook: str) -> str:
     return f"ivig-{hook}"
 
 
+def prefetch_template(requirement: dict, knowledge: KnowledgeBase) -> str:
+    """The FHIR query that satisfies one DataRequirement for the patient in context."""
+    kind = requirement["type"]
+    if kind == "Patient":
+        return "Patient/{{context.patientId}}"
+    query = ["patient={{context.patientId}}"]
+    for flt in requirement.get("codeFilter", []):
+        if "valueSet" in flt:
+            codes = knowledge.valueset(flt["valueSet"])["expansion"]["contains"]
+            query.append(f"{flt['searchParam']}=" + ",".join(f"{c['system']}|{c['code']}" for c in codes))
+        else:
+            query.append(f"{flt['searchParam']}=" + ",".join(c["code"] for c in flt.get("code", [])))
+    for order in requirement.get("sort", []):
+        query.append("_sort=" + ("-" if order.get("direction") == "descending" else "") + _SORT_PARAMETERS[order["path"]])
+    if "limit" in requirement:
+        query.append(f"_count={requirement['limit']}")
+    return f"{kind}?" + "&".join(query)
+
+
 def prefetch_templates(knowledge: KnowledgeBase) -> dict[str, str]:
-    """Prefetch key -> query. Conditions and medication requests are fetched whatever their status:
-    a resolved thrombosis still counts as a history of thrombosis, and completed IVIG orders and
-    administrations are the earlier courses that re-treatment and maintenance advice depend on.
-    Active ServiceRequests are planned procedures (e.g. a thymectomy)."""
-
-    def codes(*valuesets: str) -> str:
-        return ",".join(
-            f"{c['system']}|{c['code']}"
-            for name in valuesets
-            for c in knowledge.resources[f"ValueSet-{name}.json"]["expansion"]["contains"]
-        )
-
-    patient = "patient={{context.patientId}}"
-    return {
-        "patient": "Patient/{{context.patientId}}",
-        "conditions": f"Condition?{patient}",
-        "weight": f"Observation?{patient}&code={codes(_WEIGHT)}&_sort=-date&_count=1",
-        "labs": f"Observation?{patient}&code={codes(*_LABS)}&_sort=-date&_count=100",
-        "medications": f"MedicationRequest?{patient}",
-        "administrations": f"MedicationAdministration?{patient}",
-        "procedures": f"Procedure?{patient}&_sort=-date&_count=100",
-        "serviceRequests": f"ServiceRequest?{patient}&status=active",
-    }
+    """Prefetch key -> query, one per data requirement."""
+    return {key: prefetch_template(req, knowledge) for key, req in knowledge.data_requirements.items()}
 
 
 def services(knowledge: KnowledgeBase) -> list[dict]:

@@ -28,6 +28,7 @@ class Finding:
     facts: PatientFacts
     evidence: tuple[dict, ...]  # the patient's resources the conditions looked at
     not_on_record: tuple[str, ...]  # titles of observed ValueSets with no result on record
+    age_years: int | None
 
     @property
     def departs(self) -> bool:
@@ -73,7 +74,8 @@ def evaluate(
             said.add(rec.action_id)
             comparison = compare(dosage, rec.regimens, facts.weight, dose_tolerance) if rec.regimens else None
             evidence, missing = _evidence(knowledge, rec, inputs)
-            findings.append(Finding(rec, order, dosage, comparison, facts, evidence, missing))
+            age = inputs["ageYears"] if isinstance(inputs["ageYears"], int) else None
+            findings.append(Finding(rec, order, dosage, comparison, facts, evidence, missing, age))
     return findings
 
 
@@ -83,11 +85,13 @@ def _evidence(knowledge: KnowledgeBase, rec: Recommendation, inputs: dict) -> tu
     terminology = knowledge.terminology
     watched = set(rec.watched_valuesets)
     found: list[dict] = []
-    for pool in ("conditionHistory", "medications", "procedures"):
+    for pool in ("conditionHistory", "medications", "procedures", "plannedProcedures"):
         for resource in inputs[pool]:
             concept = resource.get("code") or resource.get("medicationCodeableConcept")
             if terminology.codings_in(concept) & watched and resource not in found:
                 found.append(resource)
+    if "ivigCourses" in rec.inputs_used:
+        found += inputs["ivigCourses"][:3]  # the latest earlier courses the recommendation rests on
     missing = []
     for url in dict.fromkeys(rec.observed_valuesets + tuple(u for u in rec.watched_valuesets if u not in rec.observed_valuesets)):
         latest = next((o for o in inputs["observations"] if terminology.member_of(o.get("code"), url)), None)

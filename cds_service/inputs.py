@@ -74,27 +74,32 @@ class PatientFacts:
 
 
 def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
-    """Sort prefetch results (by key: patient, conditions, weight, labs, medications, administrations,
-    procedures, serviceRequests) into facts."""
-    conditions = _resources(prefetch.get("conditions"), "Condition")
-    weights = sorted(filter(_is_result, _resources(prefetch.get("weight"), "Observation")), key=_effective, reverse=True)
+    """Sort prefetch results into facts by resource type, whatever key brought them; the body weight
+    is the one fact read from its own key ("weight"), since weights and lab results are both Observations."""
+    by_type: dict[str, list[dict]] = {}
+    for key, value in prefetch.items():
+        if key != "weight":
+            for resource in _resources(value):
+                by_type.setdefault(resource["resourceType"], []).append(resource)
+    conditions = by_type.get("Condition", [])
+    medication_requests = by_type.get("MedicationRequest", [])
+    procedures = by_type.get("Procedure", [])
+    weights = sorted(filter(_is_result, (r for r in _resources(prefetch.get("weight")) if r["resourceType"] == "Observation")),
+                     key=_effective, reverse=True)
     weight, weight_note = _latest_weight(weights)
-    medication_requests = _resources(prefetch.get("medications"), "MedicationRequest")
-    patient = prefetch.get("patient")
-    procedures = _resources(prefetch.get("procedures"), "Procedure")
+    patients = by_type.get("Patient", [])
     return PatientFacts(
-        patient=patient if isinstance(patient, dict) and patient.get("resourceType") == "Patient" else None,
+        patient=patients[0] if patients else None,
         conditions=[c for c in conditions if _is_diagnosis(c)],
         condition_history=[c for c in conditions if _code(c, "verificationStatus") not in _NOT_ON_RECORD],
         weight=weight,
         weight_note=weight_note,
-        observations=sorted(filter(_is_result, _resources(prefetch.get("labs"), "Observation")), key=_effective, reverse=True),
+        observations=sorted(filter(_is_result, by_type.get("Observation", [])), key=_effective, reverse=True),
         medications=[m for m in medication_requests if m.get("status") in ("active", "on-hold")],
         medication_history=[m for m in medication_requests if m.get("status") not in ("entered-in-error", "cancelled", "draft")],
-        administrations=[a for a in _resources(prefetch.get("administrations"), "MedicationAdministration")
-                         if a.get("status") in ("completed", "in-progress")],
+        administrations=[a for a in by_type.get("MedicationAdministration", []) if a.get("status") in ("completed", "in-progress")],
         procedures=[p for p in procedures if p.get("status") in ("completed", "in-progress")],
-        planned_procedures=[r for r in _resources(prefetch.get("serviceRequests"), "ServiceRequest")
+        planned_procedures=[r for r in by_type.get("ServiceRequest", [])
                             if r.get("status") in ("active", "on-hold", "draft") and r.get("doNotPerform") is not True]
         + [p for p in procedures if p.get("status") == "preparation"],
     )
@@ -160,19 +165,18 @@ def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None
     return weight, None
 
 
-def _resources(value: Any, kind: str) -> list[dict]:
-    """Resources of one type from a searchset Bundle (or a single resource); OperationOutcomes are dropped."""
-    if not isinstance(value, dict):
+def _resources(value: Any) -> list[dict]:
+    """The resources in a searchset Bundle (or a single resource); OperationOutcomes are dropped."""
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         return []
-    if value.get("resourceType") == kind:
-        return [value]
-    if value.get("resourceType") != "Bundle":
-        return []
+    if value["resourceType"] != "Bundle":
+        return [] if value["resourceType"] == "OperationOutcome" else [value]
     entries = value.get("entry") if isinstance(value.get("entry"), list) else []
     return [
         e["resource"]
         for e in entries
-        if isinstance(e, dict) and isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == kind
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict) and isinstance(e["resource"].get("resourceType"), str)
+        and e["resource"]["resourceType"] != "OperationOutcome"
     ]
 
 

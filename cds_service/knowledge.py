@@ -30,6 +30,7 @@ STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation
 QUALITY = "http://hl7.org/fhir/StructureDefinition/cqf-qualityOfEvidence"
 DIRECTION = "http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-directionOfRecommendation"
 KNOWLEDGE_DIRS = ("valuesets", "plandefinitions")
+_INPUT_NAME = re.compile(r"%([A-Za-z]\w*)")
 _MEMBER_OF = re.compile(r"memberOf\(\s*'([^']+)'\s*\)")
 _PRIORITIES = ("routine", "urgent", "stat")
 SUMMARY_LIMIT = 140
@@ -65,7 +66,7 @@ class Recommendation:
     conditions: tuple[Condition, ...]
     watched_valuesets: tuple[str, ...]  # ValueSets the conditions look at: the facts a card shows
     observed_valuesets: tuple[str, ...]  # Observation inputs: the card shows the latest result of each, or its absence
-    uses_weight: bool  # the conditions look at %weightKg: the card states the weight, or why there is none
+    inputs_used: frozenset[str]  # the %names the conditions read: the card states those facts (weight, age, courses)
     regimens: tuple[Regimen, ...]
     selection_behavior: str | None
     source_file: str
@@ -82,9 +83,11 @@ class Recommendation:
 class KnowledgeBase:
     """The loaded definitions, the terminology, and an index from diagnosis ValueSet to recommendation."""
 
-    def __init__(self, resources: dict[str, dict], terminology: Terminology, recommendations: Iterable[Recommendation]):
+    def __init__(self, resources: dict[str, dict], terminology: Terminology, recommendations: Iterable[Recommendation],
+                 data_requirements: dict[str, dict] | None = None):
         self.resources = resources  # file name -> resource, for export and review
         self.terminology = terminology
+        self.data_requirements = data_requirements or {}  # prefetch key -> FHIR DataRequirement
         self.recommendations = tuple(recommendations)
         self._by_indication: dict[str, list[Recommendation]] = defaultdict(list)
         self._always: list[Recommendation] = []
@@ -94,6 +97,10 @@ class KnowledgeBase:
                     self._by_indication[url].append(rec)
             else:
                 self._always.append(rec)
+
+    def valueset(self, url: str) -> dict:
+        kind, _, id_ = url.removeprefix(CANONICAL_BASE + "/").partition("/")
+        return self.resources[f"{kind}-{id_}.json"]
 
     def title_of(self, url: str) -> str:
         kind, _, id_ = url.removeprefix(CANONICAL_BASE + "/").partition("/")
@@ -126,13 +133,36 @@ def load(root: Path | str) -> KnowledgeBase:
             regimens[url] = regimen_from_activity(activity)
         except RegimenError as exc:
             raise DefinitionError(path, str(exc)) from exc
+    libraries = {r["url"]: r for _, r in by_type["Library"]}
+    for path, plan in by_type["PlanDefinition"]:
+        for url in plan.get("library", []):
+            if url not in libraries:
+                raise DefinitionError(path, f"library {url} is not a loaded Library")
     compiler = _Compiler(terminology)
     recommendations = [
         _recommendation(path, plan, action, compiler, regimens)
         for path, plan in by_type["PlanDefinition"]
         for action in plan.get("action", [])
     ]
-    return KnowledgeBase(resources, terminology, recommendations)
+    requirements = _data_requirements(by_type["PlanDefinition"], libraries, terminology)
+    return KnowledgeBase(resources, terminology, recommendations, requirements)
+
+
+def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict], terminology: Terminology) -> dict[str, dict]:
+    """The data requirements of the Libraries the PlanDefinitions use, by element id (the prefetch key)."""
+    found: dict[str, dict] = {}
+    for path, plan in plans:
+        for url in plan.get("library", []):
+            for requirement in libraries[url].get("dataRequirement", []):
+                key = requirement.get("id")
+                if not key:
+                    raise DefinitionError(path, f"library {url}: every dataRequirement needs an id (its prefetch key)")
+                for flt in requirement.get("codeFilter", []):
+                    if "valueSet" in flt and not terminology.knows(flt["valueSet"]):
+                        raise DefinitionError(path, f"library {url}: dataRequirement {key} names unknown ValueSet {flt['valueSet']}")
+                if found.setdefault(key, requirement) != requirement:
+                    raise DefinitionError(path, f"dataRequirement {key} is defined differently in two Libraries")
+    return found
 
 
 def _read(path: Path) -> dict:
@@ -245,7 +275,9 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: _Compiler, r
         conditions=tuple(conditions),
         watched_valuesets=tuple(watched),
         observed_valuesets=observed,
-        uses_weight=any("%weightKg" in c.get("expression", {}).get("expression", "") for c in action.get("condition", [])),
+        inputs_used=frozenset(
+            name for c in action.get("condition", []) for name in _INPUT_NAME.findall(c.get("expression", {}).get("expression", ""))
+        ),
         regimens=tuple(chosen),
         selection_behavior=action.get("selectionBehavior"),
         source_file=path.name,

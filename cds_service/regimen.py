@@ -49,13 +49,13 @@ class Regimen:
         return _round(self.dose_per_kg_per_day * weight.kg)
 
     def describe(self) -> str:
-        return f"{fmt(self.dose_per_kg_per_day)} g/kg/day for {self.days} days ({fmt(self.total_per_kg)} g/kg in total)"
+        return f"{fmt(self.dose_per_kg_per_day)} g/kg/day for {days_text(self.days)} ({fmt(self.total_per_kg)} g/kg in total)"
 
     def arithmetic(self, weight: DosingWeight) -> str:
         daily = self.daily_grams(weight)
         return (
             f"{fmt(self.dose_per_kg_per_day)} g/kg/day × {fmt(weight.kg)} kg = {fmt(daily)} g/day "
-            f"for {self.days} days, {fmt(daily * self.days)} g in total"
+            f"for {days_text(self.days)}, {fmt(daily * self.days)} g in total"
         )
 
 
@@ -222,10 +222,14 @@ def compare(draft: DraftDosage, regimens: Sequence[Regimen], weight: DosingWeigh
     )
     grams = draft.grams_per_day(weight)
     course = f"{fmt(per_kg)} g/kg/day" + (f" ({fmt(grams)} g/day)" if grams is not None else "")
-    drafted = f"The draft order gives {course} for {days} days, {fmt(per_kg * days)} g/kg in total"
+    drafted = f"The draft order gives {course} for {days_text(days)}, {fmt(per_kg * days)} g/kg in total"
     if matches:
         return Comparison(True, f"{drafted}: this follows the guideline's regimen.")
     return Comparison(False, f"{drafted}; the guideline's regimen is {describe_all(regimens)}.")
+
+
+def days_text(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
 
 
 def fmt(value: Decimal) -> str:

@@ -419,6 +419,12 @@ SPECS: list[Spec] = [
          "Liver enzymes: aspartate aminotransferase (AST) and alanine "
          "aminotransferase (ALT).",
          {"ast": None, "alt": None}),
+    Spec("monitoring-labs", "Laboratory results to monitor during IVIG",
+         "The laboratory results the guideline calls mandatory to monitor during IVIG "
+         "(full blood count, liver enzymes, renal function): the union of the "
+         "`egfr`, `creatinine`, `full-blood-count` and `liver-enzymes` value sets, "
+         "kept as one set so that a single query fetches them.",
+         {"egfr": None, "creatinine_serum": None, "hemoglobin": None, "platelets": None, "ast": None, "alt": None}),
 
     # --- Conditions for safety checks -----------------------------------------
     Spec("kidney-disease", "Kidney disease",

@@ -1,0 +1,87 @@
+"""Dermatomyositis (rows DM-1..4), through the HTTP API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order, medication_request
+
+CHAPTER = ("DM-1", "DM-2", "DM-3", "DM-4")
+ON_PREDNISONE = {"medications": [corticosteroid()]}  # ATC H02AB07, active
+NO_CORTICOSTEROID = {}
+DRAFTED_PREDNISONE = {"others": [medication_request("H02AB07", status="draft", id="pred-1")]}
+
+
+def dm_cards(cards_by_topic, **data) -> dict[str, dict]:
+    return cards_by_topic(**{"conditions": [condition("M33.10", display="Other dermatomyositis, organ involvement unspecified")], **data})
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("topic, data, indicator, level, sentence", [
+    ("DM-1", ON_PREDNISONE, "info", "Level B",
+     "IVIG is recommended as a second-line treatment in combination with prednisone for patients with DM who have "
+     "not adequately responded to corticosteroids (level B)."),
+    ("DM-2", ON_PREDNISONE, "info", "Level C",
+     "IVIG is recommended, in combination with immunosuppressive medication, as a measure to lower the dose of "
+     "steroids in patients with DM (level C)."),
+    ("DM-3", NO_CORTICOSTEROID, "warning", "Good practice point",
+     "IVIG is not recommended as monotherapy for DM (good practice point)."),
+    ("DM-4", NO_CORTICOSTEROID, "info", "Good practice point",
+     "In severe, life-threatening DM IVIG can be considered as the first-line treatment together with other "
+     "immunosuppressive therapy (good practice point)."),
+])
+def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, data, indicator, level, sentence):
+    card = dm_cards(cards_by_topic, hook=hook, **data)[topic]
+    assert card["indicator"] == indicator
+    assert level in card["detail"] and sentence in card["detail"]
+    assert len(card["summary"]) < 140
+
+
+@pytest.mark.parametrize("code, system", [
+    ("M33.10", "http://hl7.org/fhir/sid/icd-10-cm"), ("M33.0", "http://hl7.org/fhir/sid/icd-10-cm"),  # juvenile DM
+    ("396230008", SNOMED),
+])
+def test_ivig_alone_is_a_monotherapy_warning_without_suggestions(cards_by_topic, code, system):
+    cards = dm_cards(cards_by_topic, conditions=[condition(code, system)])
+    card = cards["DM-3"]
+    assert card["indicator"] == "warning" and "against IVIG" in card["detail"]
+    assert "suggestions" not in card and card["overrideReasons"]
+    assert "DM-1" not in cards and "DM-2" not in cards
+
+
+@pytest.mark.parametrize("data", [ON_PREDNISONE, DRAFTED_PREDNISONE], ids=["active", "drafted"])
+def test_on_prednisone_ivig_is_an_add_on_not_monotherapy(cards_by_topic, data):
+    cards = dm_cards(cards_by_topic, hook="order-sign", **data)
+    assert {"DM-1", "DM-2"} <= set(cards)
+    assert "DM-3" not in cards and "DM-4" not in cards
+    assert "H02AB07" in cards["DM-1"]["detail"]  # the corticosteroid it rests on is shown
+
+
+@pytest.mark.parametrize("status", ["completed", "stopped"])
+def test_a_past_corticosteroid_course_does_not_make_it_combination_therapy(cards_by_topic, status):
+    cards = dm_cards(cards_by_topic, medications=[corticosteroid(status=status)])
+    assert "DM-3" in cards and "DM-1" not in cards and "DM-2" not in cards
+
+
+@pytest.mark.parametrize("data", [NO_CORTICOSTEROID, ON_PREDNISONE], ids=["alone", "on-prednisone"])
+@pytest.mark.parametrize("order, hook", [(None, "order-select"), (ivig_order(daily_g=28, days=5), "order-sign")])
+def test_no_dose_is_stated_so_none_is_offered(cards_by_topic, data, order, hook):
+    cards = dm_cards(cards_by_topic, order=order, hook=hook, **data)
+    shown = [topic for topic in cards if topic in CHAPTER]
+    assert len(shown) == 2
+    for topic in shown:
+        assert "suggestions" not in cards[topic] and "selectionBehavior" not in cards[topic]
+        assert not re.search(r"\d g/day", cards[topic]["detail"]), cards[topic]["detail"]
+
+
+@pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted")])
+@pytest.mark.parametrize("data", [NO_CORTICOSTEROID, ON_PREDNISONE], ids=["alone", "on-prednisone"])
+def test_a_resolved_or_refuted_diagnosis_is_not_an_indication(cards_by_topic, status, data):
+    cards = dm_cards(cards_by_topic, conditions=[condition("M33.10", **status)], **data)
+    assert not [code for code in cards if code in CHAPTER]
+
+
+def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
+    assert dm_cards(cards_by_topic, order=corticosteroid() | {"status": "draft", "id": "pred-1"}) == {}

@@ -1,0 +1,74 @@
+"""Paraneoplastic syndromes (rows PNS-1, PNS-2), through the HTTP API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order
+
+CHAPTER = ("PNS-1", "PNS-2")
+PNS_1 = ("Intravenous immunoglobulin therapy may be tried in paraneoplastic LEMS and opsoclonus-ataxia especially in "
+         "paediatric neuroblastoma patients (good practice point).")
+PNS_2 = ("No clear recommendations of the effect of IVIG in paraneoplastic neuromyotonia, cerebellar degeneration, limbic "
+         "encephalitis or sensory neuropathy can be made due to lack of data.")
+
+
+def pns_cards(cards_by_topic, **data) -> dict[str, dict]:
+    return cards_by_topic(**{"conditions": [condition("G73.1", display="Lambert-Eaton syndrome in neoplastic disease")], **data})
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("topic, code, level, sentence", [
+    ("PNS-1", "G73.1", "Good practice point", PNS_1),
+    ("PNS-2", "G13.0", "No recommendation", PNS_2),
+])
+def test_each_recommendation_fires_as_info_with_its_level_and_sentence(cards_by_topic, hook, topic, code, level, sentence):
+    card = pns_cards(cards_by_topic, hook=hook, conditions=[condition(code)])[topic]
+    assert card["indicator"] == "info"
+    assert level in card["detail"] and sentence in card["detail"]
+    assert len(card["summary"]) < 140
+
+
+@pytest.mark.parametrize("code, system", [("G73.1", "http://hl7.org/fhir/sid/icd-10-cm"), ("608874000", SNOMED)])
+def test_paraneoplastic_lems_gets_pns_1_only(cards_by_topic, code, system):
+    cards = pns_cards(cards_by_topic, conditions=[condition(code, system)])
+    assert "PNS-1" in cards and "PNS-2" not in cards
+
+
+def test_lems_without_a_neoplasm_is_not_paraneoplastic_lems(cards_by_topic):
+    cards = pns_cards(cards_by_topic, conditions=[condition("G70.80", display="Lambert-Eaton syndrome, unspecified")])
+    assert not [code for code in cards if code in CHAPTER]
+
+
+@pytest.mark.parametrize("code", [
+    "G13.0",   # paraneoplastic neuromyopathy and neuropathy (sensory neuronopathy)
+    "G13.1",   # limbic encephalitis
+    "G32.81",  # cerebellar degeneration
+    "G71.19",  # neuromyotonia
+])
+def test_each_no_recommendation_syndrome_gets_pns_2_and_not_pns_1(cards_by_topic, code):
+    cards = pns_cards(cards_by_topic, conditions=[condition(code)])
+    assert "PNS-2" in cards and "PNS-1" not in cards
+    assert "No recommendation" in cards["PNS-2"]["detail"]
+
+
+@pytest.mark.parametrize("code", ["G73.1", "G13.0"])
+def test_no_dose_is_stated_so_none_is_offered(cards_by_topic, code):
+    # The guideline states no dose for paraneoplastic syndromes, even for a dosed draft and a known weight.
+    for order, hook in ((None, "order-select"), (ivig_order(daily_g=28, days=5), "order-sign")):
+        cards = pns_cards(cards_by_topic, conditions=[condition(code)], order=order, hook=hook)
+        for topic in set(cards) & set(CHAPTER):
+            assert "suggestions" not in cards[topic] and "selectionBehavior" not in cards[topic]
+            assert not re.search(r"\d g/day", cards[topic]["detail"]), cards[topic]["detail"]
+
+
+@pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted")])
+def test_a_resolved_or_refuted_diagnosis_is_not_an_indication(cards_by_topic, status):
+    cards = pns_cards(cards_by_topic, conditions=[condition("G73.1", **status), condition("G13.0", **status)])
+    assert not [code for code in cards if code in CHAPTER]
+
+
+def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
+    assert pns_cards(cards_by_topic, order=corticosteroid() | {"status": "draft", "id": "pred-1"}) == {}

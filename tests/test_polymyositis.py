@@ -1,0 +1,48 @@
+"""Polymyositis (row PM-1), through the HTTP API."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order
+
+PM_1 = ("IVIG may be considered amongst the treatment options for patients with polymyositis not responding to "
+        "first-line immunosuppressive treatment (level C).")
+
+
+def pm_cards(cards_by_topic, **data) -> dict[str, dict]:
+    return cards_by_topic(**{"conditions": [condition("M33.20", display="Polymyositis, organ involvement unspecified")], **data})
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("code, system", [
+    ("M33.20", "http://hl7.org/fhir/sid/icd-10-cm"), ("M33.22", "http://hl7.org/fhir/sid/icd-10-cm"), ("31384009", SNOMED),
+])
+def test_polymyositis_gets_the_level_c_card(cards_by_topic, hook, code, system):
+    card = pm_cards(cards_by_topic, hook=hook, conditions=[condition(code, system)])["PM-1"]
+    assert card["indicator"] == "info"
+    assert "Level C" in card["detail"] and PM_1 in card["detail"]
+    assert len(card["summary"]) < 140
+
+
+@pytest.mark.parametrize("order, hook", [(None, "order-select"), (ivig_order(daily_g=28, days=5), "order-sign")])
+def test_no_dose_is_stated_so_none_is_offered(cards_by_topic, order, hook):
+    # "Dose and duration of the treatment are as recommended for DM", and DM has none.
+    card = pm_cards(cards_by_topic, order=order, hook=hook)["PM-1"]
+    assert "suggestions" not in card and "selectionBehavior" not in card
+    assert not re.search(r"\d g/day", card["detail"]), card["detail"]
+
+
+def test_dermatomyositis_is_not_polymyositis(cards_by_topic):
+    assert "PM-1" not in pm_cards(cards_by_topic, conditions=[condition("M33.10")], medications=[corticosteroid()])
+
+
+@pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted")])
+def test_a_resolved_or_refuted_diagnosis_is_not_an_indication(cards_by_topic, status):
+    assert "PM-1" not in pm_cards(cards_by_topic, conditions=[condition("M33.20", **status)])
+
+
+def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
+    assert pm_cards(cards_by_topic, order=corticosteroid() | {"status": "draft", "id": "pred-1"}) == {}
