@@ -26,12 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("request", type=Path, help="a CDS Hooks request (JSON)")
     review = commands.add_parser("review", help="write the review document (Markdown) generated from the definitions")
     review.add_argument("--out", type=Path, help="file to write; standard output when omitted")
+    export = commands.add_parser("export", help="write the definitions as a transaction Bundle and/or a FHIR package")
+    export.add_argument("--bundle", type=Path, help="transaction Bundle file to write")
+    export.add_argument("--package", type=Path, help="folder to write the NPM-style FHIR package into")
     args = parser.parse_args(argv)
+    if args.command == "export" and not (args.bundle or args.package):
+        parser.error("export needs --bundle FILE and/or --package DIR")
     try:
         if args.command == "serve":
             return _serve(args.host, args.port, args.workers)
         if args.command == "review":
             return _review(args.out)
+        if args.command == "export":
+            return _export(args.bundle, args.package)
         return _evaluate(args.request)
     except DefinitionError as exc:
         print(f"ivig-cds: broken definition: {exc}", file=sys.stderr)
@@ -58,6 +65,18 @@ def _serve(host: str, port: int, workers: int) -> int:
             return app
 
     Server().run()
+    return 0
+
+
+def _export(bundle: Path | None, package: Path | None) -> int:
+    from .export import transaction_bundle, write_package
+
+    knowledge = load(Settings.from_env().knowledge_root)
+    if bundle is not None:
+        bundle.write_text(json.dumps(transaction_bundle(knowledge), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {bundle}", file=sys.stderr)
+    if package is not None:
+        print(f"wrote {write_package(knowledge, package)}", file=sys.stderr)
     return 0
 
 

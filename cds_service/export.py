@@ -1,0 +1,74 @@
+"""The definitions as FHIR servers and IG tools take them: a transaction Bundle, or an NPM-style FHIR package."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from .knowledge import CANONICAL_BASE, KnowledgeBase
+
+PACKAGE_NAME = "ivigcds.efns.ivig"
+PACKAGE_VERSION = "0.1.0"
+#: load order that lets a server check references as they arrive: terminology first, then what uses it
+_ORDER = ("CodeSystem", "ValueSet", "Library", "ActivityDefinition", "PlanDefinition")
+
+
+def _in_order(knowledge: KnowledgeBase) -> list[dict]:
+    return sorted(knowledge.resources.values(), key=lambda r: (_ORDER.index(r["resourceType"]), r["id"]))
+
+
+def transaction_bundle(knowledge: KnowledgeBase) -> dict:
+    """Every definition as a PUT by id, so loading it twice leaves one copy of each."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": resource, "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
+            for resource in _in_order(knowledge)
+        ],
+    }
+
+
+def package_files(knowledge: KnowledgeBase) -> dict[str, bytes]:
+    """The files of the package's `package/` folder: package.json, .index.json and one file a resource."""
+    resources = _in_order(knowledge)
+    manifest = {
+        "name": PACKAGE_NAME,
+        "version": PACKAGE_VERSION,
+        "description": "EFNS 2008 guideline on IVIG in neurological diseases as FHIR R4 PlanDefinitions, ActivityDefinitions, ValueSets and a Library (IVIG-CDS).",
+        "author": "IVIG-CDS",
+        "canonical": CANONICAL_BASE,
+        "fhirVersions": ["4.0.1"],
+        "type": "Conformance",
+        "dependencies": {"hl7.fhir.r4.core": "4.0.1"},
+    }
+    index = {
+        "index-version": 1,
+        "files": [
+            {key: value for key, value in (
+                ("filename", f"{r['resourceType']}-{r['id']}.json"), ("resourceType", r["resourceType"]), ("id", r["id"]),
+                ("url", r.get("url")), ("version", r.get("version")),
+            ) if value}
+            for r in resources
+        ],
+    }
+    files = {"package.json": manifest, ".index.json": index}
+    files.update({f"{r['resourceType']}-{r['id']}.json": r for r in resources})
+    return {name: (json.dumps(content, indent=2, ensure_ascii=False) + "\n").encode() for name, content in files.items()}
+
+
+def write_package(knowledge: KnowledgeBase, folder: Path) -> Path:
+    """Write folder/package/... and folder/<name>-<version>.tgz (what package loaders take); return the tarball."""
+    files = package_files(knowledge)
+    (folder / "package").mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (folder / "package" / name).write_bytes(content)
+    tarball = folder / f"{PACKAGE_NAME}-{PACKAGE_VERSION}.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return tarball
