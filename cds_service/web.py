@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .apply import apply
 from .prefetch import DataUnavailable
 from .protocol import RequestError
 from .service import CdsService
@@ -41,6 +43,31 @@ def call(service_id: str) -> Response:
         response = jsonify(exc.operation_outcome())
         response.status_code = 412
         return response
+
+
+@bp.post("/fhir/PlanDefinition/<plan_id>/$apply")
+def apply_plan(plan_id: str) -> Response:
+    """R4 PlanDefinition/$apply: Parameters (subject, data, optional draftOrder) in, a CarePlan out."""
+    service = _service()
+    try:
+        care_plan = apply(service.knowledge, plan_id, request.get_json(silent=True), today=date.today(),
+                          dose_tolerance=service.settings.dose_tolerance)
+    except RequestError as exc:
+        return operation_outcome(exc.status, exc.reason, "not-found" if exc.status == 404 else "invalid")
+    response = jsonify(care_plan)
+    response.content_type = "application/fhir+json"
+    return response
+
+
+@bp.get("/fhir/<resource_type>/<resource_id>")
+def read_definition(resource_type: str, resource_id: str) -> Response:
+    """Read one of our definitions, so the canonical references in a CarePlan can be followed."""
+    resource = _service().knowledge.resources.get(f"{resource_type}-{resource_id}.json")
+    if resource is None:
+        return operation_outcome(404, f"no {resource_type}/{resource_id} here", "not-found")
+    response = jsonify(resource)
+    response.content_type = "application/fhir+json"
+    return response
 
 
 @bp.post("/cds-services/<service_id>/feedback")

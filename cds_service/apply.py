@@ -1,0 +1,158 @@
+"""PlanDefinition/$apply: the same advice as the cards, for FHIR-native clients.
+
+R4's $apply returns a CarePlan; like HAPI FHIR's clinical reasoning module we contain the
+RequestGroup (one action per applicable recommendation, built from the very cards the CDS Hooks
+endpoint renders) and the proposed MedicationRequests in it. The patient's data comes in the
+`data` parameter (a Bundle, as in CPG's $apply) and is sorted into the Library's data
+requirements, so it is read exactly as prefetch is.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from . import cards, engine
+from .inputs import facts_from
+from .knowledge import KnowledgeBase
+from .orders import IVIG_VALUESET, is_ivig
+from .protocol import RequestError
+
+PRIORITY = {indicator: priority for priority, indicator in cards.INDICATOR.items()}
+
+
+def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: date, dose_tolerance: Decimal) -> dict:
+    """Evaluate one PlanDefinition for the subject and data in a Parameters resource; return the CarePlan."""
+    plan = knowledge.resources.get(f"PlanDefinition-{plan_id}.json")
+    if plan is None:
+        raise RequestError(f"no PlanDefinition with id {plan_id!r}", status=404)
+    subject, data, order = _read_parameters(parameters, knowledge)
+    findings = [
+        f
+        for f in engine.evaluate(
+            knowledge,
+            hook="order-select",
+            selected_orders=[order],
+            draft_orders=[order],
+            facts=facts_from(_as_prefetch(knowledge, data)),
+            today=today,
+            dose_tolerance=dose_tolerance,
+        )
+        if f.recommendation.plan_url == plan["url"]
+    ]
+    contained: list[dict] = []
+    actions = [_action(cards.card(f), f, contained, subject) for f in findings]
+    request_group = {
+        "resourceType": "RequestGroup",
+        "id": "request-group",
+        "instantiatesCanonical": [plan["url"]],
+        "status": "draft",
+        "intent": "proposal",
+        "subject": {"reference": subject},
+        "authoredOn": today.isoformat(),
+    }
+    if actions:
+        request_group["action"] = actions
+    return {
+        "resourceType": "CarePlan",
+        "contained": [request_group, *contained],
+        "instantiatesCanonical": [plan["url"]],
+        "status": "draft",
+        "intent": "proposal",
+        "subject": {"reference": subject},
+        "activity": [{"reference": {"reference": "#request-group"}}],
+    }
+
+
+def _read_parameters(parameters: Any, knowledge: KnowledgeBase) -> tuple[str, list[dict], dict]:
+    if not isinstance(parameters, Mapping) or parameters.get("resourceType") != "Parameters":
+        raise RequestError("the body must be a FHIR Parameters resource")
+    named: dict[str, list[dict]] = {}
+    for parameter in parameters.get("parameter") or []:
+        if isinstance(parameter, Mapping) and isinstance(parameter.get("name"), str):
+            named.setdefault(parameter["name"], []).append(dict(parameter))
+    subjects = [p.get("valueString") for p in named.get("subject", [])]
+    if len(subjects) != 1 or not isinstance(subjects[0], str) or not subjects[0].startswith("Patient/"):
+        raise RequestError("exactly one 'subject' parameter is required, as valueString 'Patient/<id>'")
+    data: list[dict] = []
+    for parameter in named.get("data", []):
+        bundle = parameter.get("resource")
+        if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
+            raise RequestError("'data' must be a Bundle resource")
+        data += [e["resource"] for e in bundle.get("entry") or [] if isinstance(e, Mapping) and isinstance(e.get("resource"), dict)]
+    orders = [p.get("resource") for p in named.get("draftOrder", [])]
+    if len(orders) > 1 or (orders and not is_ivig(orders[0] or {}, knowledge.terminology)):
+        raise RequestError("'draftOrder', when given, must be one IVIG MedicationRequest")
+    order = orders[0] if orders else _undosed_ivig_order(knowledge, subjects[0])
+    return subjects[0], data, order
+
+
+def _undosed_ivig_order(knowledge: KnowledgeBase, subject: str) -> dict:
+    """The order under evaluation when the client sends none: IVIG, with no dose yet (as on order-select)."""
+    coding = knowledge.valueset(IVIG_VALUESET)["expansion"]["contains"][0]
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "medicationCodeableConcept": {"coding": [dict(coding)]},
+        "subject": {"reference": subject},
+    }
+
+
+def _as_prefetch(knowledge: KnowledgeBase, resources: list[dict]) -> dict[str, dict]:
+    """Sort resources into the Library's data requirements (type and code filters), keyed as prefetch is."""
+    buckets: dict[str, list[dict]] = {key: [] for key in knowledge.data_requirements}
+    for resource in resources:
+        for key, requirement in knowledge.data_requirements.items():
+            if resource.get("resourceType") == requirement["type"] and all(
+                _passes(resource, flt, knowledge) for flt in requirement.get("codeFilter", [])
+            ):
+                buckets[key].append(resource)
+                break
+    return {key: {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in found]} for key, found in buckets.items()}
+
+
+def _passes(resource: dict, code_filter: dict, knowledge: KnowledgeBase) -> bool:
+    value = resource.get(code_filter["path"])
+    if "valueSet" in code_filter:
+        return knowledge.terminology.member_of(value, code_filter["valueSet"])
+    return value in {c.get("code") for c in code_filter.get("code", [])}
+
+
+def _action(card: dict, finding: engine.Finding, contained: list[dict], subject: str) -> dict:
+    """A card as a RequestGroup action (the HL7 CDS-on-FHIR mapping, read in reverse)."""
+    rec = finding.recommendation
+    action: dict[str, Any] = {
+        "id": rec.action_id,
+        "title": card["summary"],
+        "description": card["detail"],
+        "code": [{"coding": [rec.topic]}],
+        "documentation": [rec.documentation],
+        "priority": PRIORITY[card["indicator"]],
+    }
+    suggestions = card.get("suggestions", [])
+    if not suggestions:  # advice without a proposed order is a message to the clinician (rqg-1: resource or actions)
+        message = {
+            "resourceType": "CommunicationRequest",
+            "id": f"message-{len(contained) + 1}",
+            "status": "draft",
+            "subject": {"reference": subject},
+            "payload": [{"contentString": card["detail"]}],
+            "priority": action["priority"],
+        }
+        contained.append(message)
+        action["resource"] = {"reference": f"#{message['id']}"}
+    else:
+        action["selectionBehavior"] = card["selectionBehavior"]
+        action["action"] = []
+        for suggestion in suggestions:
+            proposal = copy.deepcopy(suggestion["actions"][0]["resource"])
+            proposal.update(id=f"proposal-{len(contained) + 1}", intent="proposal", status="draft")
+            proposal.pop("contained", None)  # contained resources may not nest
+            contained.append(proposal)
+            action["action"].append({"title": suggestion["label"], "description": suggestion["actions"][0]["description"],
+                                     "resource": {"reference": f"#{proposal['id']}"}})
+    return action
