@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args.bundle, args.package)
         return _evaluate(args.request)
     except DefinitionError as exc:
-        print(f"ivig-cds: broken definition: {exc}", file=sys.stderr)
+        print(f"ivig-cds: cannot load the definitions: {exc}", file=sys.stderr)
         return 2
     except ConfigurationError as exc:
         print(f"ivig-cds: {exc}", file=sys.stderr)

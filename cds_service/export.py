@@ -31,6 +31,13 @@ def transaction_bundle(knowledge: KnowledgeBase) -> dict:
     }
 
 
+def split_transaction(bundle: dict, max_entries: int) -> list[dict]:
+    """The same transaction as several, each within a server's limit (Medplum takes at most 50 updates
+    in one transaction). The order is kept, so terminology still arrives before what uses it."""
+    entries = bundle["entry"]
+    return [{**bundle, "entry": entries[i : i + max_entries]} for i in range(0, len(entries), max_entries)]
+
+
 def package_files(knowledge: KnowledgeBase) -> dict[str, bytes]:
     """The files of the package's `package/` folder: package.json, .index.json and one file a resource."""
     resources = _in_order(knowledge)

@@ -30,6 +30,7 @@ STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation
 QUALITY = "http://hl7.org/fhir/StructureDefinition/cqf-qualityOfEvidence"
 DIRECTION = "http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-directionOfRecommendation"
 KNOWLEDGE_DIRS = ("valuesets", "plandefinitions")
+_FILTERABLE = {"code", "status"}  # codeFilter paths the service turns into search parameters
 _INPUT_NAME = re.compile(r"%([A-Za-z]\w*)")
 _MEMBER_OF = re.compile(r"memberOf\(\s*'([^']+)'\s*\)")
 _PRIORITIES = ("routine", "urgent", "stat")
@@ -119,7 +120,7 @@ def load(root: Path | str) -> KnowledgeBase:
     root = Path(root)
     files = sorted(p for d in KNOWLEDGE_DIRS for p in (root / d).glob("*.json"))
     if not files:
-        raise DefinitionError(root, "no definitions found in valuesets/ or plandefinitions/")
+        raise DefinitionError(root, "no definitions here (valuesets/, plandefinitions/); set IVIG_CDS_KNOWLEDGE_ROOT to the folder that holds them")
     resources = {path.name: _read(path) for path in files}
     by_type: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
     for path in files:
@@ -158,6 +159,9 @@ def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict
                 if not key:
                     raise DefinitionError(path, f"library {url}: every dataRequirement needs an id (its prefetch key)")
                 for flt in requirement.get("codeFilter", []):
+                    if flt.get("path") not in _FILTERABLE:
+                        raise DefinitionError(path, f"library {url}: dataRequirement {key} filters on {flt.get('path')!r}; "
+                                                    f"the service can query {sorted(_FILTERABLE)}")
                     if "valueSet" in flt and not terminology.knows(flt["valueSet"]):
                         raise DefinitionError(path, f"library {url}: dataRequirement {key} names unknown ValueSet {flt['valueSet']}")
                 if found.setdefault(key, requirement) != requirement:
