@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Finding
+from .fhirjson import code_of, number, obj, objects, text
 from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, days_text, describe_all, fmt
 
 INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
@@ -117,42 +118,44 @@ def _patient_facts(finding: Finding) -> list[str]:
 
 
 def _describe(resource: dict) -> str:
+    """One line a clinician can check against the record. EHR data is read defensively (see fhirjson)."""
     kind = resource.get("resourceType")
+    status = text(resource.get("status"))
     if kind == "Observation":
-        quantity = resource.get("valueQuantity") or {}
-        value = f"{quantity.get('value')} {quantity.get('unit') or quantity.get('code') or ''}".strip() if quantity else "no value"
-        return f"{_name(resource.get('code'))}: {value} ({_when(resource, 'effectiveDateTime', 'issued')})"
+        quantity = obj(resource.get("valueQuantity"))
+        value, unit = number(quantity.get("value")), text(quantity.get("unit")) or text(quantity.get("code")) or ""
+        shown = f"{value} {unit}".strip() if value is not None else "no numeric value"
+        return f"{_name(resource.get('code'))}: {shown} ({_when(resource, 'effectiveDateTime', 'issued')})"
     if kind == "Condition":
-        status = ((resource.get("clinicalStatus") or {}).get("coding") or [{}])[0].get("code", "status not stated")
-        onset = resource.get("onsetDateTime") or resource.get("recordedDate")
-        return f"Diagnosis: {_name(resource.get('code'))} ({status}" + (f", since {onset[:10]})" if onset else ")")
+        onset = text(resource.get("onsetDateTime")) or text(resource.get("recordedDate"))
+        clinical = code_of(resource, "clinicalStatus") or "status not stated"
+        return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]})" if onset else ")")
     if kind == "MedicationRequest":
-        return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({resource.get('status', 'draft')}, {_when(resource, 'authoredOn')})"
+        return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource, 'authoredOn')})"
     if kind == "MedicationAdministration":
-        return f"Given: {_name(resource.get('medicationCodeableConcept'))} ({resource.get('status')}, {_when(resource, 'effectiveDateTime')})"
+        return f"Given: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource, 'effectiveDateTime')})"
     if kind == "ServiceRequest":
-        return f"Planned: {_name(resource.get('code'))} ({resource.get('status', 'draft')})"
+        return f"Planned: {_name(resource.get('code'))} ({status or 'status not stated'})"
     if kind == "Procedure":
         return f"Procedure: {_name(resource.get('code'))} ({_when(resource, 'performedDateTime')})"
-    return kind or "record"
+    return str(kind) if kind else "record"
 
 
 def _name(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return "unnamed"
-    coding = next((c for c in concept.get("coding") or [] if isinstance(c, dict)), {})
-    name = concept.get("text") or coding.get("display") or "unnamed"
-    return f"{name} [{coding['code']}]" if coding.get("code") else name
+    concept = obj(concept)
+    codings = objects(concept.get("coding"))
+    coding = codings[0] if codings else {}
+    name = text(concept.get("text")) or text(coding.get("display")) or "unnamed"
+    code = text(coding.get("code"))
+    return f"{name} [{code}]" if code else name
 
 
 def _when(resource: dict, *elements: str) -> str:
     for element in elements:
-        if isinstance(resource.get(element), str):
+        if text(resource.get(element)):
             return resource[element][:10]
-    period = resource.get("effectivePeriod") or resource.get("performedPeriod")
-    if isinstance(period, dict) and isinstance(period.get("start"), str):
-        return period["start"][:10]
-    return "date not recorded"
+    start = text(obj(resource.get("effectivePeriod") or resource.get("performedPeriod")).get("start"))
+    return start[:10] if start else "date not recorded"
 
 
 def _suggestions(finding: Finding) -> list[dict]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from .fhirjson import code_of, obj, text
 from .regimen import DosingWeight, DraftDosage, dosing_weight
 
 EMPTY_INPUTS: Mapping[str, Any] = {
@@ -91,7 +92,7 @@ def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
     return PatientFacts(
         patient=patients[0] if patients else None,
         conditions=[c for c in conditions if _is_diagnosis(c)],
-        condition_history=[c for c in conditions if _code(c, "verificationStatus") not in _NOT_ON_RECORD],
+        condition_history=[c for c in conditions if code_of(c, "verificationStatus") not in _NOT_ON_RECORD],
         weight=weight,
         weight_note=weight_note,
         observations=sorted(filter(_is_result, by_type.get("Observation", [])), key=_effective, reverse=True),
@@ -149,8 +150,7 @@ def named_inputs(
 
 
 def _course_date(course: dict) -> str:
-    period = course.get("effectivePeriod") if isinstance(course.get("effectivePeriod"), dict) else {}
-    return str(course.get("authoredOn") or course.get("effectiveDateTime") or period.get("start") or "")
+    return text(course.get("authoredOn")) or _effective(course)
 
 
 def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None]:
@@ -159,8 +159,8 @@ def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None
         return None, "No body weight is on record."
     weight = dosing_weight(weights[0])
     if weight is None:
-        quantity = weights[0].get("valueQuantity") or {}
-        unit = quantity.get("code") or quantity.get("unit") or "no unit"
+        quantity = obj(weights[0].get("valueQuantity"))
+        unit = text(quantity.get("code")) or text(quantity.get("unit")) or "no unit"
         return None, f"The latest body weight ({_effective(weights[0]) or 'undated'}) is not a usable value in kg or [lb_av] ({unit})."
     return weight, None
 
@@ -180,25 +180,17 @@ def _resources(value: Any) -> list[dict]:
     ]
 
 
-def _code(resource: dict, element: str) -> str | None:
-    concept = resource.get(element)
-    codings = concept.get("coding") if isinstance(concept, dict) else None
-    if isinstance(codings, list) and codings and isinstance(codings[0], dict):
-        return codings[0].get("code")
-    return None
-
-
 def _is_diagnosis(condition: dict) -> bool:
-    return _code(condition, "clinicalStatus") in _ACTIVE and _code(condition, "verificationStatus") not in _NOT_A_DIAGNOSIS
+    return code_of(condition, "clinicalStatus") in _ACTIVE and code_of(condition, "verificationStatus") not in _NOT_A_DIAGNOSIS
 
 
 def _is_result(observation: dict) -> bool:
-    return observation.get("status") in _RESULT_STATUSES
+    return text(observation.get("status")) in _RESULT_STATUSES
 
 
 def _effective(observation: dict) -> str:
-    period = observation.get("effectivePeriod") if isinstance(observation.get("effectivePeriod"), dict) else {}
-    return str(observation.get("effectiveDateTime") or period.get("start") or observation.get("issued") or "")
+    return (text(observation.get("effectiveDateTime")) or text(obj(observation.get("effectivePeriod")).get("start"))
+            or text(observation.get("issued")) or "")
 
 
 def _date(value: Any) -> date | None:

@@ -22,6 +22,7 @@ from fhirpathpy.models import models
 from pydantic import ValidationError
 
 from .inputs import EMPTY_INPUTS
+from .protocol import RequestError
 from .regimen import Regimen, RegimenError, regimen_from_activity
 from .terminology import Terminology
 
@@ -45,6 +46,13 @@ class DefinitionError(Exception):
     def __init__(self, path: Path | str, fault: str):
         super().__init__(f"{path}: {fault}")
         self.path, self.fault = str(path), fault
+
+
+class UnreadableData(RequestError):
+    """Patient data of the wrong shape for a recommendation's conditions: 422, with the reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, status=422)
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,14 @@ class Recommendation:
         return self.level.get("display", self.level["code"])
 
     def applies(self, inputs: dict) -> bool:
-        """All applicability conditions true (an empty or non-boolean result is false)."""
-        return all(condition({}, inputs) == [True] for condition in self.conditions)
+        """All applicability conditions true (an empty or non-boolean result is false).
+
+        A condition that cannot be evaluated on this patient's data (a boolean where a date belongs,
+        text where a number does) is an answer we cannot give: UnreadableData, never a guess."""
+        try:
+            return all(condition({}, inputs) == [True] for condition in self.conditions)
+        except Exception as exc:  # fhirpathpy raises bare Exceptions for type errors in the data
+            raise UnreadableData(f"recommendation {self.action_id} cannot be evaluated on this patient's data: {str(exc)[:200]}") from exc
 
 
 class KnowledgeBase:

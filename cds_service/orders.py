@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .fhirjson import obj, objects, text
 from .knowledge import CANONICAL_BASE
 from .terminology import Terminology
 
@@ -28,16 +29,14 @@ def medication_concept(order: Mapping[str, Any]) -> dict | None:
     concept = order.get("medicationCodeableConcept")
     if isinstance(concept, dict):
         return concept
-    reference = order.get("medicationReference")
-    if not isinstance(reference, dict):
-        return None
-    target = str(reference.get("reference", ""))
+    reference = obj(order.get("medicationReference"))
+    target = text(reference.get("reference")) or ""
     if target.startswith("#"):
-        for contained in order.get("contained") or []:
-            if isinstance(contained, dict) and contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
-                code = contained.get("code")
-                return code if isinstance(code, dict) else None
-    return {"text": reference["display"]} if isinstance(reference.get("display"), str) else None
+        for contained in objects(order.get("contained")):
+            if contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
+                return obj(contained.get("code")) or None
+    display = text(reference.get("display"))
+    return {"text": display} if display else None
 
 
 def is_ivig(order: Mapping[str, Any], terminology: Terminology) -> bool:
@@ -60,21 +59,16 @@ def is_ivig(order: Mapping[str, Any], terminology: Terminology) -> bool:
 
 
 def _texts(concept: Mapping[str, Any]) -> Iterator[str]:
-    if isinstance(concept.get("text"), str):
+    if text(concept.get("text")):
         yield concept["text"]
-    for coding in concept.get("coding") or []:
-        if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+    for coding in objects(concept.get("coding")):
+        if text(coding.get("display")):
             yield coding["display"]
 
 
 def _route_texts(order: Mapping[str, Any]) -> Iterator[str]:
-    instructions = order.get("dosageInstruction")
-    if not isinstance(instructions, list):  # a MedicationAdministration has one dosage
-        instructions = [order.get("dosage")]
+    instructions = objects(order.get("dosageInstruction")) or objects([order.get("dosage")])  # an administration has one
     for instruction in instructions:
-        if not isinstance(instruction, dict):
-            continue
-        if isinstance(instruction.get("text"), str):
+        if text(instruction.get("text")):
             yield instruction["text"]
-        if isinstance(instruction.get("route"), dict):
-            yield from _texts(instruction["route"])
+        yield from _texts(obj(instruction.get("route")))

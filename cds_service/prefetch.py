@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import requests
 
+from .fhirjson import obj, objects
 from .fhir_client import FhirClient, FhirReadError, next_link, outcome_summary, wants_every_page
 
 log = logging.getLogger(__name__)
@@ -219,10 +220,12 @@ def _run_parallel(client: FhirClient, jobs: dict[str, Callable[[FhirClient], dic
 def _failure(resource: dict) -> dict | None:
     """An OperationOutcome entry with an error or fatal issue: the search did not fully run, so an
     empty or partial result must not be read as "no data" (a missed diagnosis is a wrong card)."""
-    for entry in resource.get("entry") or [] if resource.get("resourceType") == "Bundle" else []:
-        outcome = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome":
-            if any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in outcome.get("issue") or []):
+    if resource.get("resourceType") != "Bundle":
+        return None
+    for entry in objects(resource.get("entry")):
+        outcome = obj(entry.get("resource"))
+        if outcome.get("resourceType") == "OperationOutcome":
+            if any(issue.get("severity") in ("error", "fatal") for issue in objects(outcome.get("issue"))):
                 return outcome
     return None
 
@@ -243,12 +246,11 @@ def _is_resource(value: Any) -> bool:
 
 def _without_outcomes(resource: dict) -> dict:
     """A Bundle without its OperationOutcome entries (search.mode 'outcome' or any OperationOutcome)."""
-    if resource.get("resourceType") != "Bundle" or not resource.get("entry"):
+    if resource.get("resourceType") != "Bundle" or not isinstance(resource.get("entry"), list):
         return resource
-    kept = [e for e in resource["entry"]
-            if not (isinstance(e, dict) and ((e.get("search") or {}).get("mode") == "outcome"
-                                             or (e.get("resource") or {}).get("resourceType") == "OperationOutcome"))]
-    if len(kept) == len(resource["entry"]):
+    kept = [e for e in objects(resource["entry"])
+            if obj(e.get("search")).get("mode") != "outcome" and obj(e.get("resource")).get("resourceType") != "OperationOutcome"]
+    if kept == resource["entry"]:
         return resource
     stripped = dict(resource)
     if kept:

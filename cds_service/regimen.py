@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from .fhirjson import number, obj, objects, text
 
 UCUM = "http://unitsofmeasure.org"
 POUND_IN_KG = Decimal("0.45359237")
 _GRAMS_PER_UNIT = {"g": Decimal(1), "mg": Decimal("0.001"), "kg": Decimal(1000)}
 _DAYS_PER_UNIT = {"d": 1, "wk": 7}
+_LONGEST_COURSE_DAYS = 366  # a longer "course" is not a course; read it as unknown rather than compute with it
 
 
 class RegimenError(ValueError):
@@ -97,18 +100,13 @@ def regimen_from_activity(activity: Mapping[str, Any]) -> Regimen:
 
 def dosing_weight(observation: Mapping[str, Any]) -> DosingWeight | None:
     """Body weight in kg from an Observation in kg or [lb_av]; None when the unit is anything else."""
-    quantity = observation.get("valueQuantity") or {}
-    unit = quantity.get("code") or quantity.get("unit")
-    try:
-        value = Decimal(str(quantity["value"]))
-    except (KeyError, InvalidOperation):
+    quantity = obj(observation.get("valueQuantity"))
+    unit = text(quantity.get("code")) or text(quantity.get("unit"))
+    value = number(quantity.get("value"))
+    if value is None or value <= 0 or unit not in ("kg", "[lb_av]"):
         return None
-    if value <= 0:
-        return None
-    kg = {"kg": value, "[lb_av]": value * POUND_IN_KG}.get(unit)
-    if kg is None:
-        return None
-    measured = observation.get("effectiveDateTime") or (observation.get("effectivePeriod") or {}).get("start") or observation.get("issued")
+    kg = value if unit == "kg" else value * POUND_IN_KG
+    measured = text(observation.get("effectiveDateTime")) or text(obj(observation.get("effectivePeriod")).get("start")) or text(observation.get("issued"))
     return DosingWeight(kg, measured, f"{fmt(value)} {unit}")
 
 
@@ -136,18 +134,18 @@ class DraftDosage:
 
 
 def draft_dosage(order: Mapping[str, Any]) -> DraftDosage:
-    """Daily dose and number of days of a MedicationRequest's first dosage instruction."""
-    instructions = order.get("dosageInstruction")
-    if not isinstance(instructions, list) or not instructions or not isinstance(instructions[0], Mapping):
+    """Daily dose and number of days of a MedicationRequest's first dosage instruction, as far as it says."""
+    instructions = objects(order.get("dosageInstruction"))
+    if not instructions:
         return DraftDosage()
     instruction = instructions[0]
-    repeat = (instruction.get("timing") or {}).get("repeat") or {}
+    repeat = obj(obj(instruction.get("timing")).get("repeat"))
     per_day = _administrations_per_day(repeat)
     grams = per_kg = None
-    for dose_and_rate in instruction.get("doseAndRate") or []:
-        quantity = dose_and_rate.get("doseQuantity") if isinstance(dose_and_rate, Mapping) else None
-        value = _decimal((quantity or {}).get("value"))
-        unit = (quantity or {}).get("code") or (quantity or {}).get("unit")
+    for dose_and_rate in objects(instruction.get("doseAndRate")):
+        quantity = obj(dose_and_rate.get("doseQuantity"))
+        value = number(quantity.get("value"))
+        unit = text(quantity.get("code")) or text(quantity.get("unit"))
         if value is None or per_day is None:
             continue
         if unit in _GRAMS_PER_UNIT and grams is None:
@@ -157,34 +155,31 @@ def draft_dosage(order: Mapping[str, Any]) -> DraftDosage:
     return DraftDosage(grams, per_kg, _course_days(repeat, per_day))
 
 
-def _administrations_per_day(repeat: Mapping[str, Any]) -> Decimal | None:
-    frequency = _decimal(repeat.get("frequency", 1))
-    period = _decimal(repeat.get("period", 1 if "periodUnit" not in repeat else None))
-    days = _DAYS_PER_UNIT.get(repeat.get("periodUnit", "d"))
-    if not frequency or not period or days is None:
+def _administrations_per_day(repeat: dict) -> Decimal | None:
+    frequency = number(repeat.get("frequency", 1))
+    period = number(repeat.get("period", 1 if "periodUnit" not in repeat else None))
+    days = _DAYS_PER_UNIT.get(text(repeat.get("periodUnit", "d")) or "")
+    if not frequency or not period or days is None or frequency < 0 or period < 0:
         return None
     return frequency / (period * days)
 
 
-def _course_days(repeat: Mapping[str, Any], per_day: Decimal | None) -> int | None:
-    bounds = repeat.get("boundsDuration")
-    if isinstance(bounds, Mapping):
-        value = _decimal(bounds.get("value"))
-        days = _DAYS_PER_UNIT.get(bounds.get("code") or bounds.get("unit") or "")
-        if value is not None and days is not None:
-            return _whole(value * days)
-    count = _decimal(repeat.get("count"))
+def _course_days(repeat: dict, per_day: Decimal | None) -> int | None:
+    bounds = obj(repeat.get("boundsDuration"))
+    value = number(bounds.get("value"))
+    days = _DAYS_PER_UNIT.get(text(bounds.get("code")) or text(bounds.get("unit")) or "")
+    if value is not None and days is not None:
+        return _whole(value * days)
+    count = number(repeat.get("count"))
     if count is not None and per_day:
         return _whole(count / per_day)
-    period = repeat.get("boundsPeriod")
-    if isinstance(period, Mapping):
-        try:
-            start = date.fromisoformat(period["start"])
-            end = date.fromisoformat(period["end"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        return (end - start).days + 1 if end >= start else None
-    return None
+    period = obj(repeat.get("boundsPeriod"))
+    try:
+        start = date.fromisoformat(str(period["start"]))
+        end = date.fromisoformat(str(period["end"]))
+    except (KeyError, ValueError):
+        return None
+    return (end - start).days + 1 if end >= start else None
 
 
 @dataclass(frozen=True)
@@ -242,15 +237,5 @@ def _round(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.1"))
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        return None
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
-
-
 def _whole(value: Decimal) -> int | None:
-    return int(value) if value == value.to_integral_value() and value > 0 else None
+    return int(value) if value == value.to_integral_value() and 0 < value <= _LONGEST_COURSE_DAYS else None

@@ -10,7 +10,7 @@ from datetime import date
 
 import requests
 
-from . import cards, discovery, engine
+from . import cards, discovery, engine, openapi
 from .config import Settings
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
@@ -29,6 +29,8 @@ class CdsService:
     def __post_init__(self) -> None:
         object.__setattr__(self, "templates", discovery.prefetch_templates(self.knowledge))
         object.__setattr__(self, "services", discovery.services(self.knowledge))
+        plan_ids = [r["id"] for r in self.knowledge.resources.values() if r["resourceType"] == "PlanDefinition"]
+        object.__setattr__(self, "openapi", openapi.document(self.services, jwt_required=self.settings.auth.required, plan_ids=plan_ids))
 
     def hook_of(self, service_id: str) -> str | None:
         return next((s["hook"] for s in self.services if s["id"] == service_id), None)

@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .fhirjson import objects
+
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ATC = "http://www.whocc.no/atc"
@@ -113,7 +115,7 @@ def _codings(value: Any) -> list[Mapping[str, Any]]:
     if not isinstance(value, Mapping):
         return []
     if "coding" in value:
-        return [c for c in value.get("coding") or [] if isinstance(c, Mapping)]
+        return objects(value.get("coding"))
     if "code" in value:
         return [value]
     return []

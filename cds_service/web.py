@@ -28,6 +28,11 @@ def _service() -> CdsService:
     return current_app.extensions["ivig_cds"]
 
 
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(_service().openapi)
+
+
 @bp.get("/cds-services")
 def discovery() -> Response:
     return jsonify({"services": _service().services})
@@ -38,7 +43,7 @@ def call(service_id: str) -> Response:
     try:
         return jsonify(_service().call(service_id, request.get_data()))
     except RequestError as exc:
-        return operation_outcome(exc.status, exc.reason, "not-found" if exc.status == 404 else "invalid")
+        return operation_outcome(exc.status, exc.reason, {404: "not-found", 422: "processing"}.get(exc.status, "invalid"))
     except DataUnavailable as exc:
         response = jsonify(exc.operation_outcome())
         response.status_code = 412
@@ -77,7 +82,11 @@ def feedback(service_id: str) -> Response:
         return operation_outcome(404, f"no CDS service with id {service_id!r}", "not-found")
     body = request.get_json(silent=True)
     items = body.get("feedback") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("card"), str) and i.get("outcome") in ("accepted", "overridden") for i in items):
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("card"), str) and i.get("outcome") in ("accepted", "overridden")
+        and isinstance(i.get("outcomeTimestamp"), str) and i["outcomeTimestamp"]
+        for i in items
+    ):
         return operation_outcome(400, "feedback must be an array of {card, outcome: accepted|overridden, outcomeTimestamp}")
     for item in items:
         log.info("feedback service=%s card=%s outcome=%s", service_id, item["card"], item["outcome"])
@@ -98,7 +107,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        return operation_outcome(exc.code or 500, exc.description or exc.name, "not-found" if exc.code == 404 else "processing")
+        response = operation_outcome(exc.code or 500, exc.description or exc.name, "not-found" if exc.code == 404 else "processing")
+        for name, value in exc.get_headers():  # e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("tests.range_regimen")
+pytest_plugins = ["tests.fhir_server_fixtures"]  # the real FHIR server fixtures: fhir_server, fhir
 
 from cds_service.app import create_app
 from cds_service.auth import AuthSettings

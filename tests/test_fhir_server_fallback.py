@@ -17,9 +17,7 @@ from tests.fhir_data import (
     ATC, PATIENT_ID, condition, corticosteroid, days_ago, gbs, hook_request, ivig_order, medication_request, observation,
     patient, prefetch, procedure, suggested_courses, weight,
 )
-from tests.fhir_server_fixtures import (  # noqa: F401 (fhir, fhir_server: fixtures)
-    closed_port_base, essence, failed_keys, fhir, fhir_server, load, log_targets, rendered,
-)
+from tests.fhir_server_fixtures import closed_port_base, essence, failed_keys, load, log_targets, rendered
 from tests.medplum import FhirServer
 
 FHIR_TOKEN = "medplum-test-token-8d1f"  # the server requires it (fhir_server reads this constant)

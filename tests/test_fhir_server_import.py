@@ -7,11 +7,10 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-import pytest
 
 from cds_service import export, knowledge
 from tests.conftest import ROOT
-from tests.fhir_server_fixtures import entry_statuses, fhir, fhir_server, load  # noqa: F401 (fixtures)
+from tests.fhir_server_fixtures import entry_statuses, load
 from tests.medplum import FhirServer
 
 KNOWLEDGE = knowledge.load(ROOT)

@@ -1,0 +1,46 @@
+"""Reading FHIR JSON from EHRs without trusting its shape.
+
+Draft orders and prefetched records come from outside and are often not valid FHIR (the CDS
+Hooks Sandbox sends `category` as an object and orders without a medication). Every place that
+reads such data goes through these accessors, which answer "absent" for a value of the wrong JSON
+type instead of raising: a malformed element is unknown, never a crash.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+#: larger numbers are not a dose, a weight or a count; reading them as unknown keeps Decimal arithmetic finite
+_LARGEST = Decimal("1e9")
+
+
+def obj(value: Any) -> dict:
+    """The value if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def objects(value: Any) -> list[dict]:
+    """The JSON objects in a JSON array (anything else is skipped)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def number(value: Any) -> Decimal | None:
+    """A finite JSON number of sane size (or a numeric string), else None. Booleans are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return None
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() and abs(result) <= _LARGEST else None
+
+
+def code_of(resource: dict, element: str) -> str | None:
+    """The first coding's code of a CodeableConcept element (e.g. a Condition's clinicalStatus)."""
+    codings = objects(obj(resource.get(element)).get("coding"))
+    return text(codings[0].get("code")) if codings else None
