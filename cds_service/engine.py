@@ -93,7 +93,7 @@ def _evidence(knowledge: KnowledgeBase, rec: Recommendation, inputs: dict) -> tu
     if "ivigCourses" in rec.inputs_used:
         found += inputs["ivigCourses"][:3]  # the latest earlier courses the recommendation rests on
     missing = []
-    for url in dict.fromkeys(rec.observed_valuesets + tuple(u for u in rec.watched_valuesets if u not in rec.observed_valuesets)):
+    for url in dict.fromkeys(rec.observed_valuesets + rec.watched_valuesets):  # each once, observed first
         latest = next((o for o in inputs["observations"] if terminology.member_of(o.get("code"), url)), None)
         if latest is not None and latest not in found:
             found.append(latest)

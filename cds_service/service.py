@@ -5,7 +5,6 @@ Used by the web endpoint and by `ivig-cds evaluate`, so both answer the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import requests
@@ -19,18 +18,16 @@ from .prefetch import resolve
 from .protocol import HookRequest, RequestError, parse_hook_request
 
 
-@dataclass(frozen=True)
 class CdsService:
-    """The loaded knowledge and settings, with what is derived from them once."""
+    """The loaded knowledge and settings, with what is derived from them once, at start-up."""
 
-    knowledge: KnowledgeBase
-    settings: Settings
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "templates", discovery.prefetch_templates(self.knowledge))
-        object.__setattr__(self, "services", discovery.services(self.knowledge))
-        plan_ids = [r["id"] for r in self.knowledge.resources.values() if r["resourceType"] == "PlanDefinition"]
-        object.__setattr__(self, "openapi", openapi.document(self.services, jwt_required=self.settings.auth.required, plan_ids=plan_ids))
+    def __init__(self, knowledge: KnowledgeBase, settings: Settings):
+        self.knowledge = knowledge
+        self.settings = settings
+        self.templates = discovery.prefetch_templates(knowledge)
+        self.services = discovery.services(knowledge)
+        plan_ids = [r["id"] for r in knowledge.resources.values() if r["resourceType"] == "PlanDefinition"]
+        self.openapi = openapi.document(self.services, jwt_required=settings.auth.required, plan_ids=plan_ids)
 
     def hook_of(self, service_id: str) -> str | None:
         return next((s["hook"] for s in self.services if s["id"] == service_id), None)
