@@ -55,7 +55,7 @@ def card(finding: Finding) -> dict:
     }
     suggestions = _suggestions(finding)
     if suggestions:
-        result["selectionBehavior"] = "at-most-one"
+        result["selectionBehavior"] = rec.selection_behavior or "at-most-one"  # required with suggestions
         result["suggestions"] = suggestions
     if indicator != "info":
         result["overrideReasons"] = [dict(r) for r in OVERRIDE_REASONS]

@@ -104,6 +104,7 @@ class KnowledgeBase:
         self.terminology = terminology
         self.data_requirements = data_requirements or {}  # prefetch key -> FHIR DataRequirement
         self.recommendations = tuple(recommendations)
+        self._position = {id(r): i for i, r in enumerate(self.recommendations)}  # definition order
         self._by_indication: dict[str, list[Recommendation]] = defaultdict(list)
         self._always: list[Recommendation] = []
         for rec in self.recommendations:
@@ -113,20 +114,25 @@ class KnowledgeBase:
             else:
                 self._always.append(rec)
 
-    def valueset(self, url: str) -> dict:
+    def definition(self, url: str) -> dict | None:
+        """One of our resources by its canonical URL."""
         kind, _, id_ = url.removeprefix(CANONICAL_BASE + "/").partition("/")
-        return self.resources[f"{kind}-{id_}.json"]
+        return self.resources.get(f"{kind}-{id_}.json")
+
+    def valueset(self, url: str) -> dict:
+        found = self.definition(url)
+        if found is None:
+            raise KeyError(url)
+        return found
 
     def title_of(self, url: str) -> str:
-        kind, _, id_ = url.removeprefix(CANONICAL_BASE + "/").partition("/")
-        return self.resources.get(f"{kind}-{id_}.json", {}).get("title", url)
+        return (self.definition(url) or {}).get("title", url)
 
     def candidates(self, hook: str, diagnosis_valuesets: Iterable[str]) -> list[Recommendation]:
         """Recommendations that could apply to a patient with these diagnoses, in definition order."""
         found = {id(r): r for url in diagnosis_valuesets for r in self._by_indication.get(url, ())}
         found.update({id(r): r for r in self._always})
-        order = {id(r): i for i, r in enumerate(self.recommendations)}
-        return sorted((r for r in found.values() if hook in r.hooks), key=lambda r: order[id(r)])
+        return sorted((r for r in found.values() if hook in r.hooks), key=lambda r: self._position[id(r)])
 
 
 def load(root: Path | str) -> KnowledgeBase:
