@@ -47,6 +47,8 @@ class Settings:
     fhir_timeout: float = 3.0
     #: most queries one hook call runs at once against the EHR's FHIR server
     fhir_max_parallel: int = 6
+    #: most pages read for one search; a longer result is not used (412), since part of a record is not the record
+    fhir_max_pages: int = 20
     #: largest request body accepted (413 above it)
     max_body_bytes: int = 1_000_000
     #: how far a draft's daily dose or course total may stray from the regimen before we warn (0.10 = 10 %)
@@ -98,6 +100,7 @@ class Settings:
                 fhir_servers=listed("FHIR_SERVERS"),
                 fhir_timeout=float(get("FHIR_TIMEOUT", "3.0")),
                 fhir_max_parallel=int(get("FHIR_MAX_PARALLEL", "6")),
+                fhir_max_pages=int(get("FHIR_MAX_PAGES", "20")),
                 max_body_bytes=int(get("MAX_BODY_BYTES", "1000000")),
                 dose_tolerance=Decimal(get("DOSE_TOLERANCE", "0.10")),
                 cors_allow_origin=get("CORS_ALLOW_ORIGIN", "*"),

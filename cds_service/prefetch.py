@@ -134,6 +134,7 @@ def resolve(
     max_workers: int = 6,
     session: requests.Session | None = None,
     may_call: Callable[[str], bool] = lambda fhir_server: True,
+    max_pages: int = 10,
 ) -> Prefetch:
     """Prefetch data for every template key, from the request or else from fhirServer (in parallel).
 
@@ -175,7 +176,7 @@ def resolve(
                                for key in jobs}, {key: "forbidden" for key in jobs})
 
     token = request.fhir_authorization.access_token if request.fhir_authorization else None
-    client = FhirClient(request.fhir_server, token, timeout=timeout, session=session)
+    client = FhirClient(request.fhir_server, token, timeout=timeout, max_pages=max_pages, session=session)
     result.update(_run_parallel(client, jobs, why_missing, timeout, max_workers))
     return {key: result[key] for key in templates}  # template order
 

@@ -48,6 +48,7 @@ class CdsService:
             self.templates,
             timeout=self.settings.fhir_timeout,
             max_workers=self.settings.fhir_max_parallel,
+            max_pages=self.settings.fhir_max_pages,
             session=session,
             may_call=self.settings.may_call,
         )
