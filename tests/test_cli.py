@@ -69,3 +69,9 @@ def test_a_broken_definition_stops_serve_with_a_message(tmp_path):
     done = subprocess.run(CLI + ["serve", "--port", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={"IVIG_CDS_KNOWLEDGE_ROOT": str(tmp_path), "PATH": ""})
     assert done.returncode == 2 and "PlanDefinition-x.json" in done.stderr
+
+
+def test_the_benchmark_script_runs_and_prints_its_figures():
+    done = subprocess.run([sys.executable, "tools/benchmark.py", "--calls", "5"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "GBS, 70 kg, order-select" in done.stdout and "ratio busy record / plain GBS" in done.stdout
