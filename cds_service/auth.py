@@ -23,15 +23,18 @@ bottom, knows about Flask.
 from __future__ import annotations
 
 import copy
-import heapq
 import json
 import logging
 import math
+import os
 import re
+import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 
 import requests
@@ -99,6 +102,8 @@ class AuthSettings:
     jwks_refetch_min_seconds: int = 30
     #: replay cache size; when full of unexpired entries, new tokens are refused (fail closed)
     replay_cache_max_entries: int = 100_000
+    #: SQLite file of the jti seen, shared by the service's worker processes on this host (":memory:" = this process only)
+    replay_store: str = field(default_factory=lambda: str(Path(tempfile.gettempdir()) / f"ivig-cds-jti-{os.getuid()}.sqlite3"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trusted_issuers", frozenset(self.trusted_issuers))
@@ -230,36 +235,42 @@ class _JwksCache:
 
 
 class _ReplayCache:
-    """(iss, jti) pairs seen, each kept until its token could no longer be accepted; thread-safe, bounded."""
+    """(iss, jti) pairs seen, each kept until its token could no longer be accepted.
 
-    def __init__(self, max_entries: int, now: Callable[[], float]) -> None:
+    Kept in SQLite so that every gunicorn worker on the host sees the same pairs: a replay sent to
+    another worker is still a replay. Thread-safe (one connection under a lock), bounded (fail closed)."""
+
+    def __init__(self, store: str, max_entries: int, now: Callable[[], float]) -> None:
         self._max = max_entries
         self._now = now
         self._lock = threading.Lock()
-        self._expiry: dict[tuple[str, str], float] = {}
-        self._heap: list[tuple[float, tuple[str, str]]] = []
-
-    def _evict_expired(self, now: float) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            expires, key = heapq.heappop(self._heap)
-            if self._expiry.get(key) == expires:
-                del self._expiry[key]
+        self._db = sqlite3.connect(store, timeout=5.0, isolation_level=None, check_same_thread=False)
+        if store != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS seen (iss TEXT, jti TEXT, expires REAL, PRIMARY KEY (iss, jti))")
+        self._db.execute("CREATE INDEX IF NOT EXISTS seen_expires ON seen (expires)")
 
     def remember(self, key: tuple[str, str], expires: float) -> None:
-        """Record ``key`` until ``expires``; Unauthorized if it is already there (replay) or the cache is full."""
+        """Record ``key`` until ``expires``; Unauthorized if it is already there (replay) or the store is full."""
         with self._lock:
-            now = self._now()
-            self._evict_expired(now)
-            if key in self._expiry:
-                raise Unauthorized(f"jti {_short(key[1])} from iss {_short(key[0], 200)} replayed")
-            if len(self._expiry) >= self._max:
-                raise Unauthorized("replay cache full")
-            self._expiry[key] = expires
-            heapq.heappush(self._heap, (expires, key))
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM seen WHERE expires <= ?", (self._now(),))
+                if self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0] >= self._max:
+                    raise Unauthorized("replay cache full")
+                self._db.execute("INSERT INTO seen VALUES (?, ?, ?)", (key[0], key[1], expires))
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise Unauthorized(f"jti {_short(key[1])} from iss {_short(key[0], 200)} replayed") from None
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._expiry)
+            return self._db.execute("SELECT COUNT(*) FROM seen WHERE expires > ?", (self._now(),)).fetchone()[0]
 
 
 class JwtVerifier:
@@ -276,7 +287,7 @@ class JwtVerifier:
         self._now = now
         self._configured = _index_jwks(settings.jwks) if settings.jwks is not None else {}
         self._jwks_cache = _JwksCache(settings, fetch_jwks or fetch_jwks_over_http, now)
-        self._replay = _ReplayCache(settings.replay_cache_max_entries, now)
+        self._replay = _ReplayCache(settings.replay_store, settings.replay_cache_max_entries, now)
         self._jws = PyJWS(algorithms=list(ALGORITHMS))
 
     def verify(self, authorization_header: str | None, audience: str) -> dict | None:

@@ -92,6 +92,7 @@ class Settings:
                 jku_allowlist=auth.jku_allowlist | set(listed("JKU_ALLOWLIST")),
                 leeway_seconds=int(get("JWT_LEEWAY_SECONDS", str(auth.leeway_seconds))),
                 max_lifetime_seconds=int(get("JWT_MAX_LIFETIME_SECONDS", str(auth.max_lifetime_seconds))),
+                replay_store=get("REPLAY_STORE") or auth.replay_store,
             )
             return cls(
                 knowledge_root=Path(get("KNOWLEDGE_ROOT") or _default_knowledge_root()),

@@ -97,7 +97,8 @@ class Fetcher:
 
 
 def settings(jwks: dict | None, **overrides) -> AuthSettings:
-    base = {"required": True, "trusted_issuers": frozenset({ISS}), "jwks": jwks, "jku_allowlist": frozenset({JKU})}
+    base = {"required": True, "trusted_issuers": frozenset({ISS}), "jwks": jwks, "jku_allowlist": frozenset({JKU}),
+            "replay_store": ":memory:"}  # each verifier its own, so tests do not see each other's jti
     return AuthSettings(**{**base, **overrides})
 
 
@@ -449,6 +450,16 @@ def test_replay_cache_is_bounded_and_evicts_expired_entries(jwks, clock, ec_key)
     t = int(clock.t)
     assert v.verify(bearer(sign(ec_key, claims(iat=t, exp=t + 300))), AUD)
     assert len(v._replay) == 1
+
+
+def test_a_replay_to_another_worker_is_caught(jwks, clock, ec_key, tmp_path):
+    """gunicorn runs several worker processes; each has its own verifier, all share the host's replay store."""
+    store = str(tmp_path / "jti.sqlite3")
+    worker_1 = JwtVerifier(settings(jwks, replay_store=store), now=clock)
+    worker_2 = JwtVerifier(settings(jwks, replay_store=store), now=clock)
+    token = bearer(sign(ec_key, claims()))
+    assert worker_1.verify(token, AUD)
+    assert "replayed" in rejected(worker_2, token)
 
 
 # --- development mode: the CDS Hooks Sandbox -------------------------------------------------------------------
