@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from . import knowledge, web
+from . import fhir_api, knowledge, web
 from .auth import JwtVerifier, require_jwt
 from .config import Settings
 from .service import CdsService
@@ -23,4 +23,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings)
     app.before_request(require_jwt(JwtVerifier(settings.auth)))
     web.register(app)
+    app.register_blueprint(fhir_api.bp)
     return app

@@ -435,6 +435,18 @@ def document(services: list[dict], *, jwt_required: bool = True, plan_ids: Itera
                     },
                 },
             },
+            "/fhir/metadata": {
+                "get": {
+                    "tags": ["fhir"],
+                    "operationId": "capabilityStatement",
+                    "summary": "The FHIR CapabilityStatement: reads of the definitions and PlanDefinition/$apply.",
+                    "responses": {
+                        "200": {"description": "The CapabilityStatement.",
+                                "content": {"application/fhir+json": {"schema": _fhir_resource("CapabilityStatement")}}},
+                        **errors,
+                    },
+                },
+            },
             "/fhir/{resourceType}/{id}": {
                 "get": {
                     "tags": ["fhir"],

@@ -1,14 +1,13 @@
-"""The CDS Hooks HTTP endpoints: discovery, service calls, feedback; CORS on all of them."""
+"""The CDS Hooks HTTP endpoints (discovery, service calls, feedback), and what every endpoint shares:
+OperationOutcome errors, CORS, and no 500 with a stack trace."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .apply import apply
 from .prefetch import DataUnavailable
 from .protocol import RequestError
 from .service import CdsService
@@ -24,24 +23,24 @@ def operation_outcome(status: int, diagnostics: str, code: str = "invalid") -> R
     return response
 
 
-def _service() -> CdsService:
+def service() -> CdsService:
     return current_app.extensions["ivig_cds"]
 
 
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
-    return jsonify(_service().openapi)
+    return jsonify(service().openapi)
 
 
 @bp.get("/cds-services")
 def discovery() -> Response:
-    return jsonify({"services": _service().services})
+    return jsonify({"services": service().services})
 
 
 @bp.post("/cds-services/<service_id>")
 def call(service_id: str) -> Response:
     try:
-        return jsonify(_service().call(service_id, request.get_data()))
+        return jsonify(service().call(service_id, request.get_data()))
     except RequestError as exc:
         return operation_outcome(exc.status, exc.reason, {404: "not-found", 422: "processing"}.get(exc.status, "invalid"))
     except DataUnavailable as exc:
@@ -50,35 +49,10 @@ def call(service_id: str) -> Response:
         return response
 
 
-@bp.post("/fhir/PlanDefinition/<plan_id>/$apply")
-def apply_plan(plan_id: str) -> Response:
-    """R4 PlanDefinition/$apply: Parameters (subject, data, optional draftOrder) in, a CarePlan out."""
-    service = _service()
-    try:
-        care_plan = apply(service.knowledge, plan_id, request.get_json(silent=True), today=date.today(),
-                          dose_tolerance=service.settings.dose_tolerance)
-    except RequestError as exc:
-        return operation_outcome(exc.status, exc.reason, "not-found" if exc.status == 404 else "invalid")
-    response = jsonify(care_plan)
-    response.content_type = "application/fhir+json"
-    return response
-
-
-@bp.get("/fhir/<resource_type>/<resource_id>")
-def read_definition(resource_type: str, resource_id: str) -> Response:
-    """Read one of our definitions, so the canonical references in a CarePlan can be followed."""
-    resource = _service().knowledge.resources.get(f"{resource_type}-{resource_id}.json")
-    if resource is None:
-        return operation_outcome(404, f"no {resource_type}/{resource_id} here", "not-found")
-    response = jsonify(resource)
-    response.content_type = "application/fhir+json"
-    return response
-
-
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
     """Accept feedback (CDS Hooks 2.0 section 4); we log outcomes without patient data."""
-    if _service().hook_of(service_id) is None:
+    if service().hook_of(service_id) is None:
         return operation_outcome(404, f"no CDS service with id {service_id!r}", "not-found")
     body = request.get_json(silent=True)
     items = body.get("feedback") if isinstance(body, dict) else None
@@ -94,6 +68,7 @@ def feedback(service_id: str) -> Response:
 
 
 def register(app: Flask) -> None:
+    """The CDS Hooks blueprint and the handlers every blueprint shares."""
     app.register_blueprint(bp)
     origin = app.extensions["ivig_cds"].settings.cors_allow_origin
 

@@ -91,3 +91,17 @@ def test_the_careplan_passes_an_independent_r4_validator(client, tmp_path):
     path.write_text(json.dumps(apply(client, "efns-ivig-gbs", parameters(*GBS_DATA)).get_json()))
     ((_, ok, message),) = validate_files([path])
     assert ok, message
+
+
+def test_the_capability_statement_announces_apply_and_reads(client, tmp_path):
+    response = client.get("/fhir/metadata")
+    assert response.status_code == 200 and response.content_type == "application/fhir+json"
+    statement = response.get_json()
+    assert statement["fhirVersion"] == "4.0.1" and statement["kind"] == "instance"
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert resources["PlanDefinition"]["operation"] == [{"name": "apply", "definition": "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply"}]
+    assert {"ActivityDefinition", "ValueSet", "CodeSystem", "Library"} <= set(resources)
+    path = tmp_path / "capability.json"
+    path.write_text(json.dumps(statement))
+    ((_, ok, message),) = validate_files([path])
+    assert ok, message

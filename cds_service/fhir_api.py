@@ -1,0 +1,66 @@
+"""The FHIR face of the service, under /fhir: PlanDefinition/$apply, reads of our definitions, and the
+CapabilityStatement that tells a FHIR client both exist."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, Response, jsonify, request
+
+from .apply import apply
+from .protocol import RequestError
+from .web import operation_outcome, service
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+FHIR_JSON = "application/fhir+json"
+APPLY = "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply"
+
+
+def _fhir(resource: dict) -> Response:
+    response = jsonify(resource)
+    response.content_type = FHIR_JSON
+    return response
+
+
+@bp.get("/metadata")
+def capability_statement() -> Response:
+    kinds = sorted({r["resourceType"] for r in service().knowledge.resources.values()})
+    resources = []
+    for kind in kinds:
+        entry: dict = {"type": kind, "interaction": [{"code": "read"}]}
+        if kind == "PlanDefinition":
+            entry["operation"] = [{"name": "apply", "definition": APPLY}]
+        resources.append(entry)
+    return _fhir({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date.today().isoformat(),
+        "kind": "instance",
+        "software": {"name": "IVIG-CDS", "version": "0.1.0"},
+        "implementation": {"description": "EFNS 2008 IVIG guideline: definitions and PlanDefinition/$apply",
+                           "url": request.url_root.rstrip("/") + bp.url_prefix},
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "rest": [{"mode": "server", "resource": resources}],
+    })
+
+
+@bp.post("/PlanDefinition/<plan_id>/$apply")
+def apply_plan(plan_id: str) -> Response:
+    """R4 PlanDefinition/$apply: Parameters (subject, data, optional draftOrder) in, a CarePlan out."""
+    cds = service()
+    try:
+        care_plan = apply(cds.knowledge, plan_id, request.get_json(silent=True), today=date.today(),
+                          dose_tolerance=cds.settings.dose_tolerance)
+    except RequestError as exc:
+        return operation_outcome(exc.status, exc.reason, {404: "not-found", 422: "processing"}.get(exc.status, "invalid"))
+    return _fhir(care_plan)
+
+
+@bp.get("/<resource_type>/<resource_id>")
+def read_definition(resource_type: str, resource_id: str) -> Response:
+    """Read one of our definitions, so the canonical references in a CarePlan can be followed."""
+    resource = service().knowledge.resources.get(f"{resource_type}-{resource_id}.json")
+    if resource is None:
+        return operation_outcome(404, f"no {resource_type}/{resource_id} here", "not-found")
+    return _fhir(resource)
