@@ -8,6 +8,7 @@ this order can supply: the facts used, the dose arithmetic, and the one-click re
 from __future__ import annotations
 
 import copy
+import html
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
@@ -74,8 +75,8 @@ def detail(finding: Finding) -> str:
         lines += [rec.description, ""]
     lines += [f"> {doc['citation']}", ">", f"> — EFNS guideline on IVIG in neurological diseases (2008){where}", ""]
     facts = _patient_facts(finding)
-    if facts:
-        lines += ["**Patient facts**", ""] + [f"- {f}" for f in facts] + [""]
+    if facts:  # fact lines carry EHR text, and clients such as the Sandbox render raw HTML in Markdown
+        lines += ["**Patient facts**", ""] + [f"- {html.escape(f, quote=False)}" for f in facts] + [""]
     if rec.regimens:
         lines += ["**Regimen**", ""] + [f"- {line}" for line in _regimen_lines(rec.regimens, finding.facts.weight)] + [""]
         comparison = finding.comparison

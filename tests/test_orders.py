@@ -54,3 +54,13 @@ def test_sandbox_style_payload_still_gets_an_answer(cds):
     body = hook_request([odd], prefetch=DATA)
     del body["context"]["draftOrders"]["type"]
     assert cds(body) == []
+
+
+def test_ehr_text_in_a_card_cannot_inject_html(cds):
+    """The CDS Hooks Sandbox renders card detail as Markdown with raw HTML enabled."""
+    from tests.fhir_data import condition
+
+    gbs_with_markup = condition("G61.0", display="<img src=x onerror=alert(1)>GBS")
+    (card, *_) = [c for c in cds(hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs_with_markup], weights=[weight(70)])))
+                  if c["source"]["topic"]["code"] == "GBS-1"]
+    assert "<img" not in card["detail"] and "&lt;img src=x onerror=alert(1)&gt;GBS" in card["detail"]
