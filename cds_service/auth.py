@@ -103,7 +103,7 @@ class AuthSettings:
     #: replay cache size; when full of unexpired entries, new tokens are refused (fail closed)
     replay_cache_max_entries: int = 100_000
     #: SQLite file of the jti seen, shared by the service's worker processes on this host (":memory:" = this process only)
-    replay_store: str = field(default_factory=lambda: str(Path(tempfile.gettempdir()) / f"ivig-cds-jti-{os.getuid()}.sqlite3"))
+    replay_store: str = field(default_factory=lambda: default_replay_store())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trusted_issuers", frozenset(self.trusted_issuers))
@@ -125,6 +125,13 @@ class AuthSettings:
             jwks=copy.deepcopy(SANDBOX_JWKS),
             jku_allowlist=frozenset({SANDBOX_JKU}),
         )
+
+
+def default_replay_store() -> str:
+    """A file every worker process on the host can open: in shared memory (/dev/shm) where the OS has it, so a
+    hook call does no disk I/O for it; else in the temporary directory."""
+    folder = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    return str(folder / f"ivig-cds-jti-{os.getuid()}.sqlite3")
 
 
 class Unauthorized(Exception):
