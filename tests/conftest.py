@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("tests.range_regimen")
+pytest.register_assert_rewrite("tests.card_checks", "tests.four_or_five_days", "tests.range_regimen")
 pytest_plugins = ["tests.fhir_server_fixtures"]  # the real FHIR server fixtures: fhir_server, fhir
 
 from cds_service.app import create_app

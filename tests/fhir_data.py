@@ -113,15 +113,22 @@ def ivig_order(*, id: str = "ivig-1", daily_g: float | None = None, days: int | 
     return order
 
 
-def procedure(code: str, system: str = SNOMED, *, performed: str | None = None, status: str = "completed") -> dict:
+def _coded_record(resource_type: str, id: str, status: str, concept: str, code: str, system: str, **fields: Any) -> dict:
+    """A `resource_type` of the patient with `status`, coded (the code as its display) in its element `concept`,
+    then `fields`."""
     return {
-        "resourceType": "Procedure",
-        "id": f"proc-{uuid.uuid4().hex[:8]}",
+        "resourceType": resource_type,
+        "id": id,
         "status": status,
-        "code": {"coding": [{"system": system, "code": code, "display": code}]},
+        concept: {"coding": [{"system": system, "code": code, "display": code}]},
         "subject": {"reference": f"Patient/{PATIENT_ID}"},
-        "performedDateTime": performed or days_ago(3),
+        **fields,
     }
+
+
+def procedure(code: str, system: str = SNOMED, *, performed: str | None = None, status: str = "completed") -> dict:
+    return _coded_record("Procedure", f"proc-{uuid.uuid4().hex[:8]}", status, "code", code, system,
+                         performedDateTime=performed or days_ago(3))
 
 
 def bundle(resources: list[dict]) -> dict:
@@ -146,25 +153,12 @@ def prefetch(*, conditions: list[dict] = (), weights: list[dict] = (), labs: lis
 
 
 def administration(code: str = "J06BA02", system: str = ATC, *, when: str | None = None, status: str = "completed") -> dict:
-    return {
-        "resourceType": "MedicationAdministration",
-        "id": f"ma-{uuid.uuid4().hex[:8]}",
-        "status": status,
-        "medicationCodeableConcept": {"coding": [{"system": system, "code": code, "display": code}]},
-        "subject": {"reference": f"Patient/{PATIENT_ID}"},
-        "effectiveDateTime": when or days_ago(10),
-    }
+    return _coded_record("MedicationAdministration", f"ma-{uuid.uuid4().hex[:8]}", status, "medicationCodeableConcept",
+                         code, system, effectiveDateTime=when or days_ago(10))
 
 
 def service_request(code: str, system: str = SNOMED, *, status: str = "active", id: str | None = None) -> dict:
-    return {
-        "resourceType": "ServiceRequest",
-        "id": id or f"sr-{uuid.uuid4().hex[:8]}",
-        "status": status,
-        "intent": "order",
-        "code": {"coding": [{"system": system, "code": code, "display": code}]},
-        "subject": {"reference": f"Patient/{PATIENT_ID}"},
-    }
+    return _coded_record("ServiceRequest", id or f"sr-{uuid.uuid4().hex[:8]}", status, "code", code, system, intent="order")
 
 
 def hook_request(orders: list[dict], *, hook: str = "order-select", prefetch: dict | None = None,

@@ -149,18 +149,19 @@ def _start(args: list[str], env: dict[str, str] | None) -> tuple[subprocess.Pope
     except queue.Empty:
         pass
     if not line or not line.startswith("LISTENING "):
-        _stop(process)
+        stop_process(process)
         stderr_reader.join(timeout=5)
         raise MedplumUnavailable(f"FHIR server did not start within {START_TIMEOUT:g}s "
                                  f"(first line {line!r}):\n{''.join(errors)[-3000:]}")
     return process, line.split(" ", 1)[1].strip()
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def stop_process(process: subprocess.Popen[str], *, grace: float = 5) -> None:
+    """Terminate the process if it still runs, and kill it if it has not ended within `grace` seconds."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
@@ -182,7 +183,7 @@ def running_fhir_server(require_token: str | None = None) -> Iterator[FhirServer
     try:
         yield FhirServer(base=base, process=process, token=require_token)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def validate_files(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, bool, str]]:

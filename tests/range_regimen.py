@@ -8,9 +8,16 @@ RANGE_ENDS_FOR_70_KG = [(70, 2), (28, 5)]  # 1 g/kg/day x 2 days, 0.4 g/kg/day x
 DRAFTS_WITHIN_THE_RANGE = [(70, 2), (35, 4), (28, 5)]  # (daily grams, days) for 70 kg
 
 
-def assert_follows_the_regimen(card: dict) -> None:
-    assert card["indicator"] == "info" and "suggestions" not in card
-    assert "this follows the guideline's regimen" in card["detail"]
+def assert_offers_both_ends(card: dict) -> None:
+    """Both ends of the range, as alternatives of which the clinician takes one at the most."""
+    assert card["selectionBehavior"] == "at-most-one"
+    assert suggested_courses(card) == RANGE_ENDS_FOR_70_KG
+
+
+def assert_details_both_ends(card: dict) -> None:
+    """The detail computes both ends of the range for 70 kg."""
+    assert "1 g/kg/day × 70 kg = 70 g/day for 2 days, 140 g in total" in card["detail"]
+    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days, 140 g in total" in card["detail"]
 
 
 def assert_60_g_for_5_days_departs(card: dict) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import (
-    SNOMED, cidp, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, suggested_courses, weight,
+    SNOMED, cidp, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, weight,
 )
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, RANGE_ENDS_FOR_70_KG, assert_60_g_for_5_days_departs, assert_follows_the_regimen,
-    assert_no_absolute_dose_without_weight,
+    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_details_both_ends,
+    assert_no_absolute_dose_without_weight, assert_offers_both_ends,
 )
 
 CIDP_CODES = [("G61.81", "http://hl7.org/fhir/sid/icd-10-cm"), ("128209004", SNOMED)]
@@ -42,10 +43,7 @@ AFTER_A_COURSE = {"medications": [earlier_ivig_course()]}
 ])
 def test_each_recommendation_fires_as_info_with_its_level_and_sentence(cards_by_topic, hook, topic, data, level, sentence):
     card = cidp_cards(cards_by_topic, hook=hook, **data)[topic]
-    assert card["indicator"] == "info"
-    assert level in card["detail"]
-    assert sentence in card["detail"]
-    assert card["source"]["topic"]["code"] == topic and len(card["summary"]) < 140
+    assert_states(card, indicator="info", level=level, sentence=sentence, topic=topic)
 
 
 @pytest.mark.parametrize("code, system", CIDP_CODES)
@@ -102,11 +100,9 @@ def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
 def test_with_70_kg_the_two_ends_of_the_range_are_offered_as_alternatives(cards_by_topic):
     card = cidp_cards(cards_by_topic)["CIDP-2"]
     assert card["indicator"] == "info"
-    assert card["selectionBehavior"] == "at-most-one"
-    assert suggested_courses(card) == RANGE_ENDS_FOR_70_KG
+    assert_offers_both_ends(card)
     assert all(s["uuid"] and s["actions"][0]["type"] == "update" for s in card["suggestions"])
-    assert "1 g/kg/day × 70 kg = 70 g/day for 2 days, 140 g in total" in card["detail"]
-    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days, 140 g in total" in card["detail"]
+    assert_details_both_ends(card)
 
 
 @pytest.mark.parametrize("daily_g, days", DRAFTS_WITHIN_THE_RANGE)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order, suggested_courses
+from tests.four_or_five_days import assert_28_g_for_3_days_departs, assert_offers_four_and_five_days
 
 CHAPTER = ("CNS-1-nmo", "CNS-1-balo", "ADEM-1")
-FOUR_OR_FIVE_DAYS_FOR_70_KG = [(28, 4), (28, 5)]  # 0.4 g/kg/day x 4 days, 0.4 g/kg/day x 5 days
 
 
 def adem(**kwargs) -> dict:
@@ -44,10 +45,7 @@ EVERY_RECOMMENDATION = [
 @pytest.mark.parametrize("topic, conditions, level, sentence", EVERY_RECOMMENDATION, ids=[c[0] for c in EVERY_RECOMMENDATION])
 def test_each_recommendation_fires_as_info_with_its_level_and_sentence(cards_by_topic, hook, topic, conditions, level, sentence):
     card = cns_cards(cards_by_topic, hook=hook, conditions=conditions)[topic]
-    assert card["indicator"] == "info"
-    assert level in card["detail"]
-    assert sentence in card["detail"]
-    assert card["source"]["topic"]["code"] == topic and len(card["summary"]) < 140
+    assert_states(card, indicator="info", level=level, sentence=sentence, topic=topic)
 
 
 @pytest.mark.parametrize("diagnosis, topic", [
@@ -83,26 +81,18 @@ def test_balo_quotes_the_case_report_dose_without_suggesting_it(cards_by_topic):
 
 
 def test_with_70_kg_four_and_five_days_are_offered_as_alternatives(cards_by_topic):
-    card = cns_cards(cards_by_topic)["ADEM-1"]
-    assert card["selectionBehavior"] == "at-most-one"
-    assert suggested_courses(card) == FOUR_OR_FIVE_DAYS_FOR_70_KG
-    assert "0.4 g/kg/day × 70 kg = 28 g/day for 4 days, 112 g in total" in card["detail"]
-    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days, 140 g in total" in card["detail"]
+    assert_offers_four_and_five_days(cns_cards(cards_by_topic)["ADEM-1"])
 
 
 @pytest.mark.parametrize("days", [4, 5])
 def test_a_draft_of_28_g_for_4_or_5_days_follows_the_regimen(cards_by_topic, days):
     card = cns_cards(cards_by_topic, order=ivig_order(daily_g=28, days=days), hook="order-sign")["ADEM-1"]
-    assert card["indicator"] == "info" and "suggestions" not in card
-    assert "this follows the guideline's regimen" in card["detail"]
+    assert_follows_the_regimen(card)
 
 
 def test_a_draft_of_28_g_for_3_days_departs_and_is_a_warning(cards_by_topic):
     card = cns_cards(cards_by_topic, order=ivig_order(daily_g=28, days=3), hook="order-sign")["ADEM-1"]
-    assert card["indicator"] == "warning" and card["overrideReasons"]
-    assert "departs" in card["summary"]
-    assert "The draft order gives 0.4 g/kg/day (28 g/day) for 3 days" in card["detail"]
-    assert suggested_courses(card) == FOUR_OR_FIVE_DAYS_FOR_70_KG
+    assert_28_g_for_3_days_departs(card)
 
 
 # --- negative -------------------------------------------------------------------------------------------

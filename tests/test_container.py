@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
-from tests.medplum import running_fhir_server
+from tests.medplum import running_fhir_server, stop_process
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -195,13 +195,7 @@ def start_and_get(argv: list[str], env: dict[str, str], cwd: Path, port: int, pa
 
 
 def stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
+    stop_process(server, grace=10)
     server.stdout.close()
 
 

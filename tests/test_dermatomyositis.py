@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
+from tests.card_checks import assert_offers_no_dose, assert_states, assert_warning_without_suggestions
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order, medication_request
 
 CHAPTER = ("DM-1", "DM-2", "DM-3", "DM-4")
@@ -34,9 +33,7 @@ def dm_cards(cards_by_topic, **data) -> dict[str, dict]:
 ])
 def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, data, indicator, level, sentence):
     card = dm_cards(cards_by_topic, hook=hook, **data)[topic]
-    assert card["indicator"] == indicator
-    assert level in card["detail"] and sentence in card["detail"]
-    assert len(card["summary"]) < 140
+    assert_states(card, indicator=indicator, level=level, sentence=sentence)
 
 
 @pytest.mark.parametrize("code, system", [
@@ -45,9 +42,7 @@ def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_b
 ])
 def test_ivig_alone_is_a_monotherapy_warning_without_suggestions(cards_by_topic, code, system):
     cards = dm_cards(cards_by_topic, conditions=[condition(code, system)])
-    card = cards["DM-3"]
-    assert card["indicator"] == "warning" and "against IVIG" in card["detail"]
-    assert "suggestions" not in card and card["overrideReasons"]
+    assert_warning_without_suggestions(cards["DM-3"], stating="against IVIG")
     assert "DM-1" not in cards and "DM-2" not in cards
 
 
@@ -72,8 +67,7 @@ def test_no_dose_is_stated_so_none_is_offered(cards_by_topic, data, order, hook)
     shown = [topic for topic in cards if topic in CHAPTER]
     assert len(shown) == 2
     for topic in shown:
-        assert "suggestions" not in cards[topic] and "selectionBehavior" not in cards[topic]
-        assert not re.search(r"\d g/day", cards[topic]["detail"]), cards[topic]["detail"]
+        assert_offers_no_dose(cards[topic])
 
 
 @pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted")])

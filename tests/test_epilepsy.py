@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fhir_data import ICD10CM, SNOMED, condition, corticosteroid, ivig_order, suggested_courses
+from tests.card_checks import assert_follows_the_regimen, assert_states
+from tests.fhir_data import ICD10CM, SNOMED, condition, corticosteroid, ivig_order
+from tests.four_or_five_days import assert_28_g_for_3_days_departs, assert_offers_four_and_five_days
 
 CHAPTER = ("EPI-1", "EPI-2-west-lgs", "EPI-2-lks")
-FOUR_OR_FIVE_DAYS_FOR_70_KG = [(28, 4), (28, 5)]  # 0.4 g/kg/day x 4 days, 0.4 g/kg/day x 5 days
 
 
 def rasmussen(**kwargs) -> dict:
@@ -48,10 +49,7 @@ EVERY_RECOMMENDATION = [
 @pytest.mark.parametrize("topic, conditions, level, sentence", EVERY_RECOMMENDATION, ids=[c[0] for c in EVERY_RECOMMENDATION])
 def test_each_recommendation_fires_as_info_with_its_level_and_sentence(cards_by_topic, hook, topic, conditions, level, sentence):
     card = epilepsy_cards(cards_by_topic, hook=hook, conditions=conditions)[topic]
-    assert card["indicator"] == "info"
-    assert level in card["detail"]
-    assert sentence in card["detail"]
-    assert card["source"]["topic"]["code"] == topic and len(card["summary"]) < 140
+    assert_states(card, indicator="info", level=level, sentence=sentence, topic=topic)
 
 
 @pytest.mark.parametrize("diagnosis, topic", [
@@ -81,26 +79,18 @@ def test_guideline_statements_carry_no_level_and_no_suggestion(cards_by_topic, d
 
 
 def test_with_70_kg_four_and_five_days_are_offered_as_alternatives(cards_by_topic):
-    card = epilepsy_cards(cards_by_topic)["EPI-1"]
-    assert card["selectionBehavior"] == "at-most-one"
-    assert suggested_courses(card) == FOUR_OR_FIVE_DAYS_FOR_70_KG
-    assert "0.4 g/kg/day × 70 kg = 28 g/day for 4 days, 112 g in total" in card["detail"]
-    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days, 140 g in total" in card["detail"]
+    assert_offers_four_and_five_days(epilepsy_cards(cards_by_topic)["EPI-1"])
 
 
 @pytest.mark.parametrize("days", [4, 5])
 def test_a_draft_of_28_g_for_4_or_5_days_follows_the_regimen(cards_by_topic, days):
     card = epilepsy_cards(cards_by_topic, order=ivig_order(daily_g=28, days=days), hook="order-sign")["EPI-1"]
-    assert card["indicator"] == "info" and "suggestions" not in card
-    assert "this follows the guideline's regimen" in card["detail"]
+    assert_follows_the_regimen(card)
 
 
 def test_a_draft_of_28_g_for_3_days_departs_and_is_a_warning(cards_by_topic):
     card = epilepsy_cards(cards_by_topic, order=ivig_order(daily_g=28, days=3), hook="order-sign")["EPI-1"]
-    assert card["indicator"] == "warning" and card["overrideReasons"]
-    assert "departs" in card["summary"]
-    assert "The draft order gives 0.4 g/kg/day (28 g/day) for 3 days" in card["detail"]
-    assert suggested_courses(card) == FOUR_OR_FIVE_DAYS_FOR_70_KG
+    assert_28_g_for_3_days_departs(card)
 
 
 # --- negative -------------------------------------------------------------------------------------------

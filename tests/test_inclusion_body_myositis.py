@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from tests.card_checks import assert_states, assert_warning_without_suggestions
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order
 
 IBM_1 = "IVIG can not be recommended for the treatment of sporadic IBM (level A)."
@@ -21,10 +22,8 @@ def ibm_cards(cards_by_topic, **data) -> dict[str, dict]:
 ])
 def test_ibm_is_a_level_a_warning_against_ivig(cards_by_topic, hook, code, system):
     card = ibm_cards(cards_by_topic, hook=hook, conditions=[condition(code, system)])["IBM-1"]
-    assert card["indicator"] == "warning"
-    assert "Level A" in card["detail"] and "against IVIG" in card["detail"] and IBM_1 in card["detail"]
-    assert "suggestions" not in card and card["overrideReasons"]
-    assert len(card["summary"]) < 140
+    assert_states(card, indicator="warning", level="Level A", sentence=IBM_1)
+    assert_warning_without_suggestions(card, stating="against IVIG")
 
 
 def test_a_dosed_draft_gets_no_dose_advice(cards_by_topic):

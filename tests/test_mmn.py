@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import (
-    SNOMED, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, mmn,
-    suggested_courses, weight,
+    SNOMED, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, mmn, weight,
 )
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, RANGE_ENDS_FOR_70_KG, assert_60_g_for_5_days_departs, assert_follows_the_regimen,
-    assert_no_absolute_dose_without_weight,
+    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_no_absolute_dose_without_weight, assert_offers_both_ends,
 )
 
 MMN_CODES = [("G61.82", "http://hl7.org/fhir/sid/icd-10-cm"), ("230591002", SNOMED)]
@@ -36,10 +35,7 @@ def mmn_cards(cards_by_topic, **data) -> dict[str, dict]:
 ])
 def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, data, indicator, level, sentence):
     card = mmn_cards(cards_by_topic, hook=hook, **data)[topic]
-    assert card["indicator"] == indicator
-    assert level in card["detail"]
-    assert sentence in card["detail"]
-    assert len(card["summary"]) < 140
+    assert_states(card, indicator=indicator, level=level, sentence=sentence)
     if indicator == "warning":
         assert card["overrideReasons"]
 
@@ -85,8 +81,7 @@ def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
 
 def test_with_70_kg_the_two_ends_of_the_range_are_offered_as_alternatives(cards_by_topic):
     card = mmn_cards(cards_by_topic)["MMN-1"]
-    assert card["selectionBehavior"] == "at-most-one"
-    assert suggested_courses(card) == RANGE_ENDS_FOR_70_KG
+    assert_offers_both_ends(card)
     assert all(s["uuid"] for s in card["suggestions"])
 
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from tests.card_checks import assert_states, assert_warning_without_suggestions
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order, medication_request
 
 CHAPTER = ("MS-1", "MS-2", "MS-3", "MS-4", "MS-5", "MS-6")
@@ -70,10 +71,7 @@ EVERY_RECOMMENDATION = [
 @pytest.mark.parametrize("topic, data, indicator, level, sentence", EVERY_RECOMMENDATION, ids=[c[0] for c in EVERY_RECOMMENDATION])
 def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, data, indicator, level, sentence):
     card = ms_cards(cards_by_topic, hook=hook, **data)[topic]
-    assert card["indicator"] == indicator
-    assert level in card["detail"]
-    assert sentence in card["detail"]
-    assert card["source"]["topic"]["code"] == topic and len(card["summary"]) < 140
+    assert_states(card, indicator=indicator, level=level, sentence=sentence, topic=topic)
 
 
 # --- against (MS-3, MS-4, MS-5) and undecided (MS-6) ----------------------------------------------------
@@ -89,9 +87,8 @@ def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_b
 ])
 def test_against_cards_are_warnings_without_suggestions_that_can_be_overridden(cards_by_topic, topic, data):
     card = ms_cards(cards_by_topic, **data)[topic]
-    assert card["indicator"] == "warning" and "against IVIG" in card["detail"]
-    assert "suggestions" not in card and "selectionBehavior" not in card
-    assert card["overrideReasons"]
+    assert_warning_without_suggestions(card, stating="against IVIG")
+    assert "selectionBehavior" not in card
 
 
 @pytest.mark.parametrize("diagnosis", [ppms(), cis()], ids=["primary progressive", "clinically isolated syndrome"])

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from tests.card_checks import assert_follows_the_regimen, assert_states, assert_warning_without_suggestions
 from tests.fhir_data import (
     SNOMED, administration, condition, corticosteroid, days_ago, earlier_ivig_course, ivig_order, patient,
     service_request, suggested_courses,
@@ -49,9 +50,7 @@ def mg_cards(cards_by_topic, **data) -> dict[str, dict]:
 ])
 def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, data, indicator, level, sentence):
     card = mg_cards(cards_by_topic, hook=hook, **data)[topic]
-    assert card["indicator"] == indicator
-    assert level in card["detail"] and sentence in card["detail"]
-    assert len(card["summary"]) < 140
+    assert_states(card, indicator=indicator, level=level, sentence=sentence)
 
 
 # --- MG-1: 2 g/kg over 2 days, or 1 g/kg on a single day ------------------------------------------------
@@ -72,8 +71,7 @@ def test_with_70_kg_both_courses_are_offered_as_alternatives(cards_by_topic, cod
 @pytest.mark.parametrize("daily_g, days", [(70, 2), (70, 1)])
 def test_a_draft_of_either_course_follows_the_regimen(cards_by_topic, daily_g, days):
     card = mg_cards(cards_by_topic, order=ivig_order(daily_g=daily_g, days=days), hook="order-sign")["MG-1"]
-    assert card["indicator"] == "info" and "suggestions" not in card
-    assert "this follows the guideline's regimen" in card["detail"]
+    assert_follows_the_regimen(card)
 
 
 def test_a_draft_of_35_g_for_5_days_departs_and_is_a_warning(cards_by_topic):
@@ -148,9 +146,7 @@ def test_mg_without_pregnancy_gets_no_pregnancy_card(cards_by_topic):
     {"administrations": [administration(when=days_ago(60))]},
 ], ids=["30-days", "119-days", "administration"])
 def test_a_course_within_4_months_is_maintenance_and_a_warning_without_suggestions(cards_by_topic, data):
-    card = mg_cards(cards_by_topic, **data)["MG-5"]
-    assert card["indicator"] == "warning" and "No recommendation" in card["detail"]
-    assert "suggestions" not in card and card["overrideReasons"]
+    assert_warning_without_suggestions(mg_cards(cards_by_topic, **data)["MG-5"], stating="No recommendation")
 
 
 @pytest.mark.parametrize("medications", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.card_checks import assert_states, assert_warning_without_suggestions
 from tests.fhir_data import SNOMED, cidp, condition, medication_request, weight
 
 CHAPTER = ("PDN-1", "PDN-2", "PDN-3", "PDN-4")
@@ -34,11 +35,10 @@ def pdn_cards(cards_by_topic, conditions, hook="order-select", order=None) -> di
 ])
 def test_mgus_with_neuropathy_fires_with_indicator_level_and_sentence(cards_by_topic, hook, topic, indicator, level, sentence):
     card = pdn_cards(cards_by_topic, [mgus(), neuropathy()], hook)[topic]
-    assert card["indicator"] == indicator
-    assert level in card["detail"] and sentence in card["detail"]
-    assert len(card["summary"]) < 140 and "suggestions" not in card  # the guideline states no dose here
+    assert_states(card, indicator=indicator, level=level, sentence=sentence)
+    assert "suggestions" not in card  # the guideline states no dose here
     if indicator == "warning":
-        assert card["overrideReasons"] and "against IVIG" in card["detail"]
+        assert_warning_without_suggestions(card, stating="against IVIG")
 
 
 def test_cidp_like_neuropathy_with_a_paraprotein_is_treated_as_cidp(cards_by_topic):

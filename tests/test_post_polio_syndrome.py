@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
+from tests.card_checks import assert_offers_no_dose, assert_states, assert_warning_without_suggestions
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order
 
 CHAPTER = ("PPS-1", "PPS-2")
@@ -24,24 +23,20 @@ def pps_cards(cards_by_topic, **data) -> dict[str, dict]:
 @pytest.mark.parametrize("topic, indicator, sentence", [("PPS-1", "warning", PPS_1), ("PPS-2", "info", PPS_2)])
 def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, indicator, sentence):
     card = pps_cards(cards_by_topic, hook=hook)[topic]
-    assert card["indicator"] == indicator
-    assert "Good practice point" in card["detail"] and sentence in card["detail"]
-    assert len(card["summary"]) < 140
+    assert_states(card, indicator=indicator, level="Good practice point", sentence=sentence)
 
 
 @pytest.mark.parametrize("code, system", [("G14", "http://hl7.org/fhir/sid/icd-10-cm"), ("31097004", SNOMED)])
 def test_routine_ivig_is_a_warning_against_without_suggestions(cards_by_topic, code, system):
     card = pps_cards(cards_by_topic, conditions=[condition(code, system)])["PPS-1"]
-    assert card["indicator"] == "warning" and "against IVIG" in card["detail"]
-    assert "suggestions" not in card and card["overrideReasons"]
+    assert_warning_without_suggestions(card, stating="against IVIG")
 
 
 @pytest.mark.parametrize("order, hook", [(None, "order-select"), (ivig_order(daily_g=28, days=5), "order-sign")])
 def test_no_dose_is_stated_so_none_is_offered(cards_by_topic, order, hook):
     cards = pps_cards(cards_by_topic, order=order, hook=hook)
     for topic in CHAPTER:
-        assert "suggestions" not in cards[topic] and "selectionBehavior" not in cards[topic]
-        assert not re.search(r"\d g/day", cards[topic]["detail"]), cards[topic]["detail"]
+        assert_offers_no_dose(cards[topic])
 
 
 @pytest.mark.parametrize("status", [dict(clinical="resolved"), dict(verification="refuted")])

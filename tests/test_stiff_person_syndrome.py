@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order, suggested_courses
+from tests.card_checks import assert_follows_the_regimen, assert_states
+from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, RANGE_ENDS_FOR_70_KG, assert_60_g_for_5_days_departs, assert_follows_the_regimen,
-    assert_no_absolute_dose_without_weight,
+    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_details_both_ends,
+    assert_no_absolute_dose_without_weight, assert_offers_both_ends,
 )
 
 SENTENCE = ("In patients with SPS incompletely responding to diazepam and/or baclofen and with significant disability "
@@ -27,9 +28,7 @@ def sps_cards(cards_by_topic, **data) -> dict[str, dict]:
 @pytest.mark.parametrize("diagnosis", [sps(), condition("5217008", SNOMED, "Stiff-person syndrome")], ids=["ICD-10-CM", "SNOMED"])
 def test_the_recommendation_fires_as_level_a_info_with_its_sentence(cards_by_topic, hook, diagnosis):
     card = sps_cards(cards_by_topic, hook=hook, conditions=[diagnosis])["SPS-1"]
-    assert card["indicator"] == "info"
-    assert "Level A" in card["detail"] and SENTENCE in card["detail"]
-    assert card["source"]["topic"]["code"] == "SPS-1" and len(card["summary"]) < 140
+    assert_states(card, indicator="info", level="Level A", sentence=SENTENCE, topic="SPS-1")
 
 
 def test_without_stiff_person_syndrome_there_is_no_card(cards_by_topic):
@@ -41,10 +40,8 @@ def test_without_stiff_person_syndrome_there_is_no_card(cards_by_topic):
 
 def test_with_70_kg_the_two_ends_of_the_range_are_offered_as_alternatives(cards_by_topic):
     card = sps_cards(cards_by_topic)["SPS-1"]
-    assert card["selectionBehavior"] == "at-most-one"
-    assert suggested_courses(card) == RANGE_ENDS_FOR_70_KG  # 70 g/day x 2 days, 28 g/day x 5 days
-    assert "1 g/kg/day × 70 kg = 70 g/day for 2 days, 140 g in total" in card["detail"]
-    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days, 140 g in total" in card["detail"]
+    assert_offers_both_ends(card)  # 70 g/day x 2 days, 28 g/day x 5 days
+    assert_details_both_ends(card)
 
 
 @pytest.mark.parametrize("daily_g, days", DRAFTS_WITHIN_THE_RANGE)  # includes 35 g/day x 4 days
