@@ -160,13 +160,23 @@ def load(root: Path | str) -> KnowledgeBase:
             if url not in libraries:
                 raise DefinitionError(path, f"library {url} is not a loaded Library")
     compiler = _Compiler(terminology)
-    recommendations = [
-        _recommendation(path, plan, action, compiler, regimens)
-        for path, plan in by_type["PlanDefinition"]
-        for action in plan.get("action", [])
-    ]
+    recommendations = sorted(
+        (
+            _recommendation(path, plan, action, compiler, regimens)
+            for path, plan in by_type["PlanDefinition"]
+            for action in plan.get("action", [])
+        ),
+        key=_order_in({r["url"]: r for _, r in by_type["CodeSystem"]}),
+    )
     requirements = _data_requirements(by_type["PlanDefinition"], libraries, terminology)
     return KnowledgeBase(resources, terminology, recommendations, requirements)
+
+
+def _order_in(codesystems: dict[str, dict]) -> Callable[[Recommendation], int]:
+    """Recommendations in the order their topic codes have in their CodeSystem (the guideline's order);
+    a code not listed there comes after, in file order."""
+    position = {(url, c["code"]): i for url, cs in codesystems.items() for i, c in enumerate(cs.get("concept", []))}
+    return lambda rec: position.get((rec.topic.get("system"), rec.topic.get("code")), len(position))  # sorted() is stable
 
 
 def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict], terminology: Terminology) -> dict[str, dict]:

@@ -17,10 +17,11 @@ _VALUESET_URL = re.compile(re.escape(CANONICAL_BASE) + r"/ValueSet/[A-Za-z0-9.\-
 
 
 def render(knowledge: KnowledgeBase) -> str:
-    plans = [r for r in knowledge.resources.values() if r["resourceType"] == "PlanDefinition"]
-    by_plan: dict[str, list[Recommendation]] = {}
+    by_plan: dict[str, list[Recommendation]] = {}  # in the knowledge base's (the guideline's) order
     for rec in knowledge.recommendations:
         by_plan.setdefault(rec.plan_url, []).append(rec)
+    plans = sorted((r for r in knowledge.resources.values() if r["resourceType"] == "PlanDefinition"),
+                   key=lambda plan: list(by_plan).index(plan["url"]) if plan["url"] in by_plan else len(by_plan))
     lines = [
         "# The EFNS IVIG guideline as IVIG-CDS encodes it",
         "",
