@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Finding
-from .fhirjson import code_of, number, obj, objects, text
+from .fhirjson import code_of, number, obj, objects, recorded_at, text
 from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, days_text, describe_all, fmt
 
 INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
@@ -126,19 +126,19 @@ def _describe(resource: dict) -> str:
         quantity = obj(resource.get("valueQuantity"))
         value, unit = number(quantity.get("value")), text(quantity.get("unit")) or text(quantity.get("code")) or ""
         shown = f"{value} {unit}".strip() if value is not None else "no numeric value"
-        return f"{_name(resource.get('code'))}: {shown} ({_when(resource, 'effectiveDateTime', 'issued')})"
+        return f"{_name(resource.get('code'))}: {shown} ({_when(resource)})"
     if kind == "Condition":
         onset = text(resource.get("onsetDateTime")) or text(resource.get("recordedDate"))
         clinical = code_of(resource, "clinicalStatus") or "status not stated"
         return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]})" if onset else ")")
     if kind == "MedicationRequest":
-        return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource, 'authoredOn')})"
+        return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource)})"
     if kind == "MedicationAdministration":
-        return f"Given: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource, 'effectiveDateTime')})"
+        return f"Given: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource)})"
     if kind == "ServiceRequest":
         return f"Planned: {_name(resource.get('code'))} ({status or 'status not stated'})"
     if kind == "Procedure":
-        return f"Procedure: {_name(resource.get('code'))} ({_when(resource, 'performedDateTime')})"
+        return f"Procedure: {_name(resource.get('code'))} ({_when(resource)})"
     return str(kind) if kind else "record"
 
 
@@ -151,12 +151,8 @@ def _name(concept: Any) -> str:
     return f"{name} [{code}]" if code else name
 
 
-def _when(resource: dict, *elements: str) -> str:
-    for element in elements:
-        if text(resource.get(element)):
-            return resource[element][:10]
-    start = text(obj(resource.get("effectivePeriod") or resource.get("performedPeriod")).get("start"))
-    return start[:10] if start else "date not recorded"
+def _when(resource: dict) -> str:
+    return (recorded_at(resource) or "date not recorded")[:10]
 
 
 def _suggestions(finding: Finding) -> list[dict]:

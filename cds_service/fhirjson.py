@@ -44,3 +44,18 @@ def code_of(resource: dict, element: str) -> str | None:
     """The first coding's code of a CodeableConcept element (e.g. a Condition's clinicalStatus)."""
     codings = objects(obj(resource.get(element)).get("coding"))
     return text(codings[0].get("code")) if codings else None
+
+
+#: where a record says when it happened; each resource type has its own few of these, clinical time before filing time
+_WHEN = ("effectiveDateTime", "effectivePeriod", "performedDateTime", "performedPeriod", "authoredOn", "issued")
+
+
+def recorded_at(resource: dict) -> str | None:
+    """When a record is about (an Observation's effective time, a Procedure's performed time, an order's authoredOn):
+    the dateTime as given, or a Period's start."""
+    for element in _WHEN:
+        value = resource.get(element)
+        found = text(obj(value).get("start")) if element.endswith("Period") else text(value)
+        if found:
+            return found
+    return None

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .fhirjson import code_of, obj, text
+from .fhirjson import code_of, obj, recorded_at, text
 from .regimen import DosingWeight, DraftDosage, dosing_weight
 
 EMPTY_INPUTS: Mapping[str, Any] = {
@@ -86,7 +86,7 @@ def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
     weights = sorted(filter(_is_result, (r for r in _resources(prefetch.get("weight")) if r["resourceType"] == "Observation")),
-                     key=_effective, reverse=True)
+                     key=_when_recorded, reverse=True)
     weight, weight_note = _latest_weight(weights)
     patients = by_type.get("Patient", [])
     return PatientFacts(
@@ -95,7 +95,7 @@ def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
         condition_history=[c for c in conditions if code_of(c, "verificationStatus") not in _NOT_ON_RECORD],
         weight=weight,
         weight_note=weight_note,
-        observations=sorted(filter(_is_result, by_type.get("Observation", [])), key=_effective, reverse=True),
+        observations=sorted(filter(_is_result, by_type.get("Observation", [])), key=_when_recorded, reverse=True),
         medications=[m for m in medication_requests if m.get("status") in ("active", "on-hold")],
         medication_history=[m for m in medication_requests if m.get("status") not in ("entered-in-error", "cancelled", "draft")],
         administrations=[a for a in by_type.get("MedicationAdministration", []) if a.get("status") in ("completed", "in-progress")],
@@ -138,7 +138,7 @@ def named_inputs(
         "medications": coded(facts.medications + other_medications, "medicationCodeableConcept"),
         "ivigCourses": sorted(
             (m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
-            key=_course_date,
+            key=_when_recorded,
             reverse=True,
         ),
         "procedures": coded(facts.procedures),
@@ -149,8 +149,8 @@ def named_inputs(
     }
 
 
-def _course_date(course: dict) -> str:
-    return text(course.get("authoredOn")) or _effective(course)
+def _when_recorded(record: dict) -> str:
+    return recorded_at(record) or ""
 
 
 def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None]:
@@ -161,7 +161,7 @@ def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None
     if weight is None:
         quantity = obj(weights[0].get("valueQuantity"))
         unit = text(quantity.get("code")) or text(quantity.get("unit")) or "no unit"
-        return None, f"The latest body weight ({_effective(weights[0]) or 'undated'}) is not a usable value in kg or [lb_av] ({unit})."
+        return None, f"The latest body weight ({recorded_at(weights[0]) or 'undated'}) is not a usable value in kg or [lb_av] ({unit})."
     return weight, None
 
 
@@ -186,11 +186,6 @@ def _is_diagnosis(condition: dict) -> bool:
 
 def _is_result(observation: dict) -> bool:
     return text(observation.get("status")) in _RESULT_STATUSES
-
-
-def _effective(observation: dict) -> str:
-    return (text(observation.get("effectiveDateTime")) or text(obj(observation.get("effectivePeriod")).get("start"))
-            or text(observation.get("issued")) or "")
 
 
 def _date(value: Any) -> date | None:

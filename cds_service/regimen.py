@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .fhirjson import number, obj, objects, text
+from .fhirjson import number, obj, objects, recorded_at, text
 
 UCUM = "http://unitsofmeasure.org"
 POUND_IN_KG = Decimal("0.45359237")
@@ -106,8 +106,7 @@ def dosing_weight(observation: Mapping[str, Any]) -> DosingWeight | None:
     if value is None or value <= 0 or unit not in ("kg", "[lb_av]"):
         return None
     kg = value if unit == "kg" else value * POUND_IN_KG
-    measured = text(observation.get("effectiveDateTime")) or text(obj(observation.get("effectivePeriod")).get("start")) or text(observation.get("issued"))
-    return DosingWeight(kg, measured, f"{fmt(value)} {unit}")
+    return DosingWeight(kg, recorded_at(observation), f"{fmt(value)} {unit}")
 
 
 @dataclass(frozen=True)
