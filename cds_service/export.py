@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from .knowledge import CANONICAL_BASE, KnowledgeBase
@@ -20,14 +21,16 @@ def _in_order(knowledge: KnowledgeBase) -> list[dict]:
 
 
 def transaction_bundle(knowledge: KnowledgeBase) -> dict:
-    """Every definition as a PUT by id, so loading it twice leaves one copy of each."""
+    """Every definition, terminology first."""
+    return put_transaction(_in_order(knowledge))
+
+
+def put_transaction(resources: Iterable[dict]) -> dict:
+    """A transaction that PUTs each resource by its id, so loading it twice leaves one copy of each."""
     return {
         "resourceType": "Bundle",
         "type": "transaction",
-        "entry": [
-            {"resource": resource, "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
-            for resource in _in_order(knowledge)
-        ],
+        "entry": [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources],
     }
 
 

@@ -34,13 +34,6 @@ def fhir(fhir_server: FhirServer) -> FhirServer:
     return fhir_server
 
 
-def put_transaction(resources: Iterable[dict]) -> dict:
-    """A transaction Bundle that PUTs each resource by its id (so the ids the tests use are kept)."""
-    return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                      for r in resources]}
-
-
 def entry_statuses(response_bundle: dict) -> list[str]:
     """The HTTP status code of each entry of a transaction/batch response ("200 OK" -> "200")."""
     return [str(e.get("response", {}).get("status", "")).split(" ")[0] for e in response_bundle.get("entry", [])]
@@ -48,7 +41,7 @@ def entry_statuses(response_bundle: dict) -> list[str]:
 
 def load(server: FhirServer, resources: Iterable[dict]) -> None:
     """Store resources with PUT transactions of at most 50 entries each; every entry must answer 200/201."""
-    for part in export.split_transaction(put_transaction(resources), MEDPLUM_MAX_TRANSACTION_UPDATES):
+    for part in export.split_transaction(export.put_transaction(resources), MEDPLUM_MAX_TRANSACTION_UPDATES):
         statuses = entry_statuses(server.transaction(part))
         assert len(statuses) == len(part["entry"]) and set(statuses) <= {"200", "201"}, statuses
 
