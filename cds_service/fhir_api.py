@@ -53,7 +53,7 @@ def apply_plan(plan_id: str) -> Response:
         care_plan = apply(cds.knowledge, plan_id, request.get_json(silent=True), today=date.today(),
                           dose_tolerance=cds.settings.dose_tolerance)
     except RequestError as exc:
-        return operation_outcome(exc.status, exc.reason, {404: "not-found", 422: "processing"}.get(exc.status, "invalid"))
+        return operation_outcome(exc.status, exc.reason, exc.issue_code)
     return _fhir(care_plan)
 
 

@@ -43,6 +43,11 @@ class RequestError(Exception):
         self.reason = reason
         self.status = status
 
+    @property
+    def issue_code(self) -> str:
+        """The OperationOutcome issue type that says what kind of refusal this is."""
+        return {404: "not-found", 422: "processing"}.get(self.status, "invalid")
+
 
 @dataclass(frozen=True)
 class FhirAuthorization:

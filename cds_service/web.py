@@ -42,7 +42,7 @@ def call(service_id: str) -> Response:
     try:
         return jsonify(service().call(service_id, request.get_data()))
     except RequestError as exc:
-        return operation_outcome(exc.status, exc.reason, {404: "not-found", 422: "processing"}.get(exc.status, "invalid"))
+        return operation_outcome(exc.status, exc.reason, exc.issue_code)
     except DataUnavailable as exc:
         response = jsonify(exc.operation_outcome())
         response.status_code = 412
