@@ -9,12 +9,9 @@ because EHR servers rarely support `:in` with our ValueSets.
 
 from __future__ import annotations
 
-from .knowledge import CANONICAL_BASE, KnowledgeBase
+from .knowledge import CANONICAL_BASE, SEARCH_PARAMETERS, KnowledgeBase
 
 HOOKS = ("order-select", "order-sign")
-#: DataRequirement codeFilter.path / sort.path -> the search parameter on that element
-_SEARCH_PARAMETERS = {"code": "code", "status": "status", "effective": "date", "performed": "date",
-                      "authoredOn": "authoredon", "recordedDate": "recorded-date"}
 
 
 def service_id(hook: str) -> str:
@@ -30,11 +27,11 @@ def prefetch_template(requirement: dict, knowledge: KnowledgeBase) -> str:
     for flt in requirement.get("codeFilter", []):
         if "valueSet" in flt:
             codes = knowledge.valueset(flt["valueSet"])["expansion"]["contains"]
-            query.append(f"{_SEARCH_PARAMETERS[flt['path']]}=" + ",".join(f"{c['system']}|{c['code']}" for c in codes))
+            query.append(f"{SEARCH_PARAMETERS[flt['path']]}=" + ",".join(f"{c['system']}|{c['code']}" for c in codes))
         else:
-            query.append(f"{_SEARCH_PARAMETERS[flt['path']]}=" + ",".join(c["code"] for c in flt.get("code", [])))
+            query.append(f"{SEARCH_PARAMETERS[flt['path']]}=" + ",".join(c["code"] for c in flt.get("code", [])))
     for order in requirement.get("sort", []):
-        query.append("_sort=" + ("-" if order.get("direction") == "descending" else "") + _SEARCH_PARAMETERS[order["path"]])
+        query.append("_sort=" + ("-" if order.get("direction") == "descending" else "") + SEARCH_PARAMETERS[order["path"]])
     if "limit" in requirement:
         query.append(f"_count={requirement['limit']}")
     return f"{kind}?" + "&".join(query)

@@ -31,7 +31,9 @@ STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation
 QUALITY = "http://hl7.org/fhir/StructureDefinition/cqf-qualityOfEvidence"
 DIRECTION = "http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-directionOfRecommendation"
 KNOWLEDGE_DIRS = ("valuesets", "plandefinitions")
-_FILTERABLE = {"code", "status"}  # codeFilter paths the service turns into search parameters
+#: DataRequirement codeFilter.path / sort.path the service can turn into a FHIR search parameter
+SEARCH_PARAMETERS = {"code": "code", "status": "status", "effective": "date", "performed": "date",
+                     "authoredOn": "authoredon", "recordedDate": "recorded-date"}
 _INPUT_NAME = re.compile(r"%([A-Za-z]\w*)")
 _MEMBER_OF = re.compile(r"memberOf\(\s*'([^']+)'\s*\)")
 _PRIORITIES = ("routine", "urgent", "stat")
@@ -188,10 +190,11 @@ def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict
                 key = requirement.get("id")
                 if not key:
                     raise DefinitionError(path, f"library {url}: every dataRequirement needs an id (its prefetch key)")
+                for element in [f.get("path") for f in requirement.get("codeFilter", [])] + [o.get("path") for o in requirement.get("sort", [])]:
+                    if element not in SEARCH_PARAMETERS:
+                        raise DefinitionError(path, f"library {url}: dataRequirement {key} filters or sorts on {element!r}; "
+                                                    f"the service can query {sorted(SEARCH_PARAMETERS)}")
                 for flt in requirement.get("codeFilter", []):
-                    if flt.get("path") not in _FILTERABLE:
-                        raise DefinitionError(path, f"library {url}: dataRequirement {key} filters on {flt.get('path')!r}; "
-                                                    f"the service can query {sorted(_FILTERABLE)}")
                     if "valueSet" in flt and not terminology.knows(flt["valueSet"]):
                         raise DefinitionError(path, f"library {url}: dataRequirement {key} names unknown ValueSet {flt['valueSet']}")
                 if found.setdefault(key, requirement) != requirement:

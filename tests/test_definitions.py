@@ -84,3 +84,14 @@ def test_an_activity_definition_must_be_a_daily_per_kg_course(tmp_path: Path):
     target.write_text(json.dumps(definition))
     with pytest.raises(DefinitionError, match="g/kg"):
         load(tmp_path)
+
+
+def test_a_data_requirement_the_service_cannot_query_stops_start_up(tmp_path: Path):
+    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
+    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
+    target = tmp_path / "plandefinitions" / "Library-efns-ivig-data-requirements.json"
+    library = json.loads(target.read_text())
+    library["dataRequirement"][2]["sort"] = [{"path": "valueQuantity", "direction": "descending"}]
+    target.write_text(json.dumps(library))
+    with pytest.raises(DefinitionError, match="dataRequirement weight filters or sorts on 'valueQuantity'"):
+        load(tmp_path)
