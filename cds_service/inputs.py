@@ -37,6 +37,9 @@ from typing import Any
 from .fhirjson import code_of, obj, recorded_at, text
 from .regimen import DosingWeight, DraftDosage, dosing_weight
 
+#: the data requirement (prefetch key) that holds body weights: weights and lab results are both Observations
+WEIGHT_REQUIREMENT = "weight"
+
 EMPTY_INPUTS: Mapping[str, Any] = {
     name: []
     for name in (
@@ -76,16 +79,16 @@ class PatientFacts:
 
 def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
     """Sort prefetch results into facts by resource type, whatever key brought them; the body weight
-    is the one fact read from its own key ("weight"), since weights and lab results are both Observations."""
+    is the one fact read from its own key (WEIGHT_REQUIREMENT), since weights and lab results are both Observations."""
     by_type: dict[str, list[dict]] = {}
     for key, value in prefetch.items():
-        if key != "weight":
+        if key != WEIGHT_REQUIREMENT:
             for resource in _resources(value):
                 by_type.setdefault(resource["resourceType"], []).append(resource)
     conditions = by_type.get("Condition", [])
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
-    weights = sorted(filter(_is_result, (r for r in _resources(prefetch.get("weight")) if r["resourceType"] == "Observation")),
+    weights = sorted(filter(_is_result, (r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT)) if r["resourceType"] == "Observation")),
                      key=_when_recorded, reverse=True)
     weight, weight_note = _latest_weight(weights)
     patients = by_type.get("Patient", [])

@@ -21,7 +21,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhirpathpy.models import models
 from pydantic import ValidationError
 
-from .inputs import EMPTY_INPUTS
+from .inputs import EMPTY_INPUTS, WEIGHT_REQUIREMENT
 from .protocol import RequestError
 from .regimen import Regimen, RegimenError, regimen_from_activity
 from .terminology import Terminology
@@ -199,6 +199,8 @@ def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict
                         raise DefinitionError(path, f"library {url}: dataRequirement {key} names unknown ValueSet {flt['valueSet']}")
                 if found.setdefault(key, requirement) != requirement:
                     raise DefinitionError(path, f"dataRequirement {key} is defined differently in two Libraries")
+    if plans and WEIGHT_REQUIREMENT not in found:
+        raise DefinitionError(plans[0][0], f"no Library has the dataRequirement {WEIGHT_REQUIREMENT!r} the dosing weight is read from")
     return found
 
 

@@ -95,3 +95,14 @@ def test_a_data_requirement_the_service_cannot_query_stops_start_up(tmp_path: Pa
     target.write_text(json.dumps(library))
     with pytest.raises(DefinitionError, match="dataRequirement weight filters or sorts on 'valueQuantity'"):
         load(tmp_path)
+
+
+def test_the_library_must_say_where_the_dosing_weight_comes_from(tmp_path: Path):
+    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
+    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
+    target = tmp_path / "plandefinitions" / "Library-efns-ivig-data-requirements.json"
+    library = json.loads(target.read_text())
+    library["dataRequirement"][2]["id"] = "bodyWeight"
+    target.write_text(json.dumps(library))
+    with pytest.raises(DefinitionError, match="dataRequirement 'weight' the dosing weight is read from"):
+        load(tmp_path)
