@@ -24,9 +24,8 @@ def _fhir(resource: dict) -> Response:
 
 @bp.get("/metadata")
 def capability_statement() -> Response:
-    kinds = sorted({r["resourceType"] for r in service().knowledge.resources.values()})
     resources = []
-    for kind in kinds:
+    for kind in service().knowledge.resource_types:
         entry: dict = {"type": kind, "interaction": [{"code": "read"}]}
         if kind == "PlanDefinition":
             entry["operation"] = [{"name": "apply", "definition": APPLY}]

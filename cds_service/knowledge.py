@@ -105,6 +105,7 @@ class KnowledgeBase:
         self.resources = resources  # file name -> resource, for export and review
         self.terminology = terminology
         self.data_requirements = data_requirements or {}  # prefetch key -> FHIR DataRequirement
+        self.resource_types = tuple(sorted({r["resourceType"] for r in resources.values()}))
         self.recommendations = tuple(recommendations)
         self._position = {id(r): i for i, r in enumerate(self.recommendations)}  # definition order
         self._by_indication: dict[str, list[Recommendation]] = defaultdict(list)
