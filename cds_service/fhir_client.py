@@ -15,6 +15,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from .fhirjson import obj, objects, text
+
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
@@ -181,9 +183,9 @@ def next_link(bundle: dict) -> str | None:
 def outcome_summary(outcome: dict, limit: int = 200) -> str:
     """Short text for an OperationOutcome: its issues' severity, code and diagnostics/details."""
     parts = []
-    for issue in outcome.get("issue") or []:
-        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or ""
-        parts.append(" ".join(str(p) for p in (issue.get("severity"), issue.get("code"), text) if p))
+    for issue in objects(outcome.get("issue")):  # an OperationOutcome from a client or server is read like any EHR JSON
+        said = text(issue.get("diagnostics")) or text(obj(issue.get("details")).get("text")) or ""
+        parts.append(" ".join(p for p in (text(issue.get("severity")), text(issue.get("code")), said) if p))
     summary = "; ".join(parts) or "no issues given"
     return summary if len(summary) <= limit else summary[: limit - 1] + "…"
 
