@@ -155,7 +155,7 @@ SPECIAL_VALUES = st.sampled_from([
     "null", "Bundle", "Patient", "MedicationRequest", "order-select", "order-sign", "Bearer",
     "MedicationRequest/ivig-1", "http://", "https://[::1", "http://127.0.0.1:9/fhir", "2024-02-30", "9999-12-31",
     "0000-00-00T25:61:61Z", "J06BA02", "http://www.whocc.no/atc", [], {}, [None], {"resourceType": None},
-])
+]).map(copy.deepcopy)  # a fresh copy each time: mutations write into drawn values, and a shared {} would grow into itself
 JSON_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
                 | st.text(max_size=20) | SPECIAL_VALUES)
 JSON_KEYS = st.sampled_from(KNOWN_KEYS) | st.text(max_size=12)
