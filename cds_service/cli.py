@@ -97,7 +97,8 @@ def _evaluate(path: Path) -> int:
         hook = json.loads(body).get("hook")
     except (ValueError, AttributeError):
         hook = None
-    service = CdsService(load(Settings.from_env().knowledge_root), Settings.from_env())
+    settings = Settings.from_env()
+    service = CdsService(load(settings.knowledge_root), settings)
     try:
         response = service.call(service_id(hook) if isinstance(hook, str) else "", body)
     except RequestError as exc:
