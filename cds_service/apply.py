@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from . import cards, engine
@@ -20,11 +19,12 @@ from .inputs import facts_from
 from .knowledge import KnowledgeBase
 from .orders import IVIG_VALUESET, is_ivig
 from .protocol import RequestError
+from .regimen import DosePolicy
 
 PRIORITY = {indicator: priority for priority, indicator in cards.INDICATOR.items()}
 
 
-def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: date, dose_tolerance: Decimal) -> dict:
+def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: date, policy: DosePolicy) -> dict:
     """Evaluate one PlanDefinition for the subject and data in a Parameters resource; return the CarePlan."""
     plan = knowledge.resources.get(f"PlanDefinition-{plan_id}.json")
     if plan is None:
@@ -39,7 +39,7 @@ def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: dat
             draft_orders=[order],
             facts=facts_from(_as_prefetch(knowledge, data)),
             today=today,
-            dose_tolerance=dose_tolerance,
+            policy=policy,
         )
         if f.recommendation.plan_url == plan["url"]
     ]

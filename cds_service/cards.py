@@ -14,9 +14,11 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+
 from .engine import Finding
 from .fhirjson import code_of, number, obj, objects, recorded_at, text
-from .regimen import UCUM, DosingWeight, DraftDosage, Regimen, days_text, describe_all, fmt
+from .regimen import UCUM, DosingWeight, Regimen, days_text, describe_all, fmt, magnitude
 
 INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
@@ -39,10 +41,10 @@ def render(findings: Iterable[Finding]) -> list[dict]:
 def card(finding: Finding) -> dict:
     rec = finding.recommendation
     indicator = INDICATOR[rec.priority]
-    summary = rec.title
-    if finding.departs:
+    summary = _course_summary(finding) or rec.title
+    if finding.departs and finding.comparison is not None:
         indicator = "critical" if indicator == "critical" else "warning"
-        summary = _clip(f"IVIG draft departs from the guideline regimen ({rec.level_text}): {describe_all(rec.regimens)}")
+        summary = _clip(f"IVIG draft: {finding.comparison.departure} ({rec.level_text}); guideline: {describe_all(rec.regimens)}")
     result: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": summary,
@@ -71,18 +73,28 @@ def detail(finding: Finding) -> str:
     doc = rec.documentation
     where = f", {doc['label']}" if doc.get("label") else ""
     lines = [f"**{_stance(finding)}**", ""]
+    if rec.regimens:  # the action and the dose first, then the evidence
+        comparison = finding.comparison
+        if comparison is not None and (comparison.conforms is not None or finding.course.stated):
+            lines += [comparison.statement, ""]
+        lines += ["**Regimen**", ""] + [f"- {line}" for line in _regimen_lines(rec.regimens, finding.facts.weight)] + [""]
     if rec.description:
         lines += [rec.description, ""]
     lines += [f"> {doc['citation']}", ">", f"> — EFNS guideline on IVIG in neurological diseases (2008){where}", ""]
     facts = _patient_facts(finding)
     if facts:  # fact lines carry EHR text, and clients such as the Sandbox render raw HTML in Markdown
         lines += ["**Patient facts**", ""] + [f"- {html.escape(f, quote=False)}" for f in facts] + [""]
-    if rec.regimens:
-        lines += ["**Regimen**", ""] + [f"- {line}" for line in _regimen_lines(rec.regimens, finding.facts.weight)] + [""]
-        comparison = finding.comparison
-        if comparison is not None and (comparison.conforms is not None or finding.dosage != DraftDosage()):
-            lines += [comparison.statement, ""]
     return "\n".join(lines).strip()
+
+
+def _course_summary(finding: Finding) -> str | None:
+    """For a card about the course total: how far the drafts are from the highest total the guideline gives."""
+    total = finding.course.total_per_kg(finding.facts.weight)
+    highest = finding.highest_total_per_kg
+    if "courseTotalPerKg" not in finding.recommendation.inputs_used or total is None or not highest:
+        return None
+    return _clip(f"IVIG course {fmt(total)} g/kg: {magnitude(total / highest)} the highest total the guideline gives "
+                 f"for any indication ({fmt(highest)} g/kg)")
 
 
 def _stance(finding: Finding) -> str:
@@ -105,14 +117,16 @@ def _patient_facts(finding: Finding) -> list[str]:
     used = finding.recommendation.inputs_used
     if "ageYears" in used and finding.age_years is not None:
         facts.append(f"Age: {finding.age_years} years (born {(finding.facts.patient or {}).get('birthDate', '?')})")
-    if finding.recommendation.regimens or "weightKg" in used:
+    if finding.recommendation.regimens or used & {"weightKg", "courseTotalPerKg"}:
         weight = finding.facts.weight
-        if weight is None:
+        if weight is None or finding.weight is None:
             per_kg = " No absolute dose is given; the regimen is stated per kg." if finding.recommendation.regimens else ""
             facts.append(f"Body weight: missing. {finding.facts.weight_note}{per_kg}")
         else:
             converted = "" if weight.stated.endswith(" kg") else f" = {fmt(weight.kg)} kg"
-            facts.append(f"Body weight: {weight.stated}{converted} (measured {weight.measured or 'on an unrecorded date'})")
+            facts.append(f"Body weight: {weight.stated}{converted}, {finding.weight.said}")
+    if "courseTotalPerKg" in used:
+        facts.append(finding.course.describe(finding.facts.weight) or "The draft course: dose or length not stated")
     facts += [_describe(r) for r in finding.evidence]
     facts += [f"{title}: no result on record" for title in finding.not_on_record]
     return facts
@@ -156,19 +170,26 @@ def _when(resource: dict) -> str:
 
 
 def _suggestions(finding: Finding) -> list[dict]:
-    """One suggestion per regimen alternative, unless the weight is unknown or the draft already follows it."""
+    """One suggestion per regimen alternative, each replacing the whole course with one order.
+
+    None when the weight is unknown or too old to dose by, when the draft already follows the regimen, or when
+    several drafts without ids could not be replaced (a suggestion must never add a course to a course)."""
     weight = finding.facts.weight
     regimens = finding.recommendation.regimens
-    if not regimens or weight is None or (finding.comparison and finding.comparison.conforms):
+    if not regimens or weight is None or finding.weight is None or not finding.weight.current:
         return []
-    return [_suggestion(finding.order, regimen, weight) for regimen in regimens]
+    if finding.comparison and finding.comparison.conforms:
+        return []
+    first, *others = finding.orders
+    if others and not all(_reference(o) for o in finding.orders):
+        return []
+    patient_id = text((finding.facts.patient or {}).get("id"))
+    return [_suggestion(first, others, regimen, weight, patient_id) for regimen in regimens]
 
 
-def _suggestion(order: dict, regimen: Regimen, weight: DosingWeight) -> dict:
+def _suggestion(order: dict, others: list[dict], regimen: Regimen, weight: DosingWeight, patient_id: str | None) -> dict:
     daily = regimen.daily_grams(weight)
     label = f"IVIG {fmt(daily)} g/day for {days_text(regimen.days)} ({fmt(regimen.dose_per_kg_per_day)} g/kg/day × {fmt(weight.kg)} kg)"
-    resource = copy.deepcopy(order)
-    previous = (order.get("dosageInstruction") or [{}])[0] if isinstance(order.get("dosageInstruction"), list) else {}
     instruction: dict[str, Any] = {
         "text": f"{label}; weight measured {weight.measured or 'on an unrecorded date'}",
         "timing": {
@@ -179,6 +200,7 @@ def _suggestion(order: dict, regimen: Regimen, weight: DosingWeight) -> dict:
                 "boundsDuration": {"value": regimen.days, "unit": "d", "system": UCUM, "code": "d"},
             }
         },
+        "route": copy.deepcopy(dict(regimen.route or {})),
         "doseAndRate": [
             {
                 "type": {"coding": [{"system": DOSE_RATE_TYPE, "code": "calculated", "display": "Calculated"}]},
@@ -186,21 +208,66 @@ def _suggestion(order: dict, regimen: Regimen, weight: DosingWeight) -> dict:
             }
         ],
     }
-    if isinstance(previous, dict) and isinstance(previous.get("route"), dict):
-        instruction["route"] = previous["route"]
+    if not instruction["route"]:
+        del instruction["route"]
+    resource = suggested_order(order, instruction, patient_id)
+    has_id = bool(_reference(order))
+    actions = [{
+        "type": "update" if has_id else "create",
+        "description": f"{'Change the draft order to' if has_id else 'Order'} {label}",
+        "resource": resource,
+    }]
+    actions += [{"type": "delete", "description": f"Remove the other IVIG draft {_reference(o)}: the course above replaces it",
+                 "resourceId": [_reference(o)]} for o in others]
+    return {"label": label, "uuid": str(uuid.uuid4()), "actions": actions}
+
+
+#: what a suggested order keeps from the draft: its identity, its medication and its context. Nothing about supply,
+#: dispensing or substitution is kept, since a draft's 30-day supply or repeats would contradict the course.
+_KEPT_OBJECTS = ("medicationCodeableConcept", "medicationReference", "subject", "encounter", "requester")
+_KEPT_LISTS = ("identifier", "reasonCode", "reasonReference", "note")
+_INTENTS = frozenset({"proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"})
+
+
+def suggested_order(order: dict, instruction: dict, patient_id: str | None) -> dict:
+    """A valid R4 MedicationRequest for the regimen: the draft's id, medication and context, the new dosage.
+
+    EHR drafts are often not valid FHIR (the Sandbox sends `category` as an object); an element of the wrong shape,
+    or one the R4 model refuses, is left out rather than copied into an order the clinician signs with one click."""
+    resource: dict[str, Any] = {"resourceType": "MedicationRequest"}
+    if isinstance(order.get("id"), str):
+        resource["id"] = order["id"]
+    resource["status"] = "draft"
+    resource["intent"] = order["intent"] if text(order.get("intent")) in _INTENTS else "order"
     resource["dosageInstruction"] = [instruction]
-    has_id = bool(order.get("id"))
-    return {
-        "label": label,
-        "uuid": str(uuid.uuid4()),
-        "actions": [
-            {
-                "type": "update" if has_id else "create",
-                "description": f"{'Change the draft order to' if has_id else 'Order'} {label}",
-                "resource": resource,
-            }
-        ],
-    }
+    if patient_id:
+        resource["subject"] = {"reference": f"Patient/{patient_id}"}
+    kept: dict[str, Any] = {k: order[k] for k in _KEPT_OBJECTS if isinstance(order.get(k), dict)}
+    kept.update({k: order[k] for k in _KEPT_LISTS if isinstance(order.get(k), list) and order[k]})
+    if isinstance(order.get("authoredOn"), str):
+        kept["authoredOn"] = order["authoredOn"]
+    reference = text(obj(order.get("medicationReference")).get("reference")) or ""
+    if reference.startswith("#"):
+        kept["contained"] = [c for c in objects(order.get("contained")) if c.get("id") == reference[1:]]
+    candidate = {**resource, **copy.deepcopy(kept)}
+    if _valid(candidate):
+        return candidate
+    for name, value in kept.items():  # keep each element the model accepts
+        if _valid({**resource, name: value}):
+            resource[name] = copy.deepcopy(value)
+    return resource
+
+
+def _valid(resource: dict) -> bool:
+    try:
+        MedicationRequest.model_validate(resource)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _reference(order: dict) -> str | None:
+    return f"{order.get('resourceType')}/{order['id']}" if isinstance(order.get("id"), str) and order["id"] else None
 
 
 def _number(value: Decimal) -> int | float:

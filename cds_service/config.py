@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .auth import AuthSettings
+from .regimen import DosePolicy
 
 PREFIX = "IVIG_CDS_"
 MODES = ("production", "development")
@@ -51,14 +52,17 @@ class Settings:
     fhir_max_pages: int = 20
     #: largest request body accepted (413 above it)
     max_body_bytes: int = 1_000_000
-    #: how far a draft's daily dose or course total may stray from the regimen before we warn (0.10 = 10 %)
-    dose_tolerance: Decimal = Decimal("0.10")
+    #: dose tolerance and how old a body weight may be to dose by (see regimen.DosePolicy)
+    dose_policy: DosePolicy = field(default_factory=DosePolicy)
     #: Access-Control-Allow-Origin; the CDS Hooks Sandbox calls from a browser
     cors_allow_origin: str = "*"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigurationError(f"{PREFIX}MODE must be one of {MODES}, not {self.mode!r}")
+        policy = self.dose_policy
+        if not 0 <= policy.tolerance < 1 or min(policy.weight_max_age_days_adult, policy.weight_max_age_days_child) < 0:
+            raise ConfigurationError(f"{PREFIX}DOSE_TOLERANCE must be in [0, 1) and {PREFIX}WEIGHT_MAX_AGE_DAYS_* not negative")
         for base in self.fhir_servers:
             scheme = urlsplit(base).scheme
             if scheme not in ("https", "http") or (scheme == "http" and self.mode == "production"):
@@ -103,7 +107,11 @@ class Settings:
                 fhir_max_parallel=int(get("FHIR_MAX_PARALLEL", "6")),
                 fhir_max_pages=int(get("FHIR_MAX_PAGES", "20")),
                 max_body_bytes=int(get("MAX_BODY_BYTES", "1000000")),
-                dose_tolerance=Decimal(get("DOSE_TOLERANCE", "0.10")),
+                dose_policy=DosePolicy(
+                    tolerance=Decimal(get("DOSE_TOLERANCE", str(DosePolicy.tolerance))),
+                    weight_max_age_days_adult=int(get("WEIGHT_MAX_AGE_DAYS_ADULT", str(DosePolicy.weight_max_age_days_adult))),
+                    weight_max_age_days_child=int(get("WEIGHT_MAX_AGE_DAYS_CHILD", str(DosePolicy.weight_max_age_days_child))),
+                ),
                 cors_allow_origin=get("CORS_ALLOW_ORIGIN", "*"),
             )
         except (OSError, ValueError, InvalidOperation) as exc:

@@ -14,21 +14,23 @@ from decimal import Decimal
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase, Recommendation
 from .orders import is_ivig
-from .regimen import Comparison, DraftDosage, compare, draft_dosage
+from .regimen import Comparison, Course, DosePolicy, WeightStanding, compare, draft_dosage, weight_standing
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A recommendation that applies, with what the card needs to say about this patient and order."""
+    """A recommendation that applies, with what the card needs to say about this patient and these orders."""
 
     recommendation: Recommendation
-    order: dict
-    dosage: DraftDosage
+    orders: tuple[dict, ...]  # the IVIG draft orders of the call: one course
+    course: Course
     comparison: Comparison | None  # None when the recommendation has no regimen
     facts: PatientFacts
+    weight: WeightStanding | None  # whether the recorded weight may set an absolute dose; None without a weight
     evidence: tuple[dict, ...]  # the patient's resources the conditions looked at
     not_on_record: tuple[str, ...]  # titles of observed ValueSets with no result on record
     age_years: int | None
+    highest_total_per_kg: Decimal | None  # the highest course total of any regimen in the knowledge
 
     @property
     def departs(self) -> bool:
@@ -43,39 +45,40 @@ def evaluate(
     draft_orders: Sequence[dict],
     facts: PatientFacts,
     today: date,
-    dose_tolerance: Decimal,
+    policy: DosePolicy,
 ) -> list[Finding]:
-    """Findings for every IVIG order among the selected orders; none when there is no IVIG order."""
+    """Findings for the IVIG orders among the selected orders, taken as one course; none when there is no IVIG order.
+
+    Each recommendation speaks at most once per call: two IVIG drafts signed together are one patient's course,
+    so they are checked by their sum and offered one regimen, never one each."""
     terminology = knowledge.terminology
-    ivig_orders = [o for o in selected_orders if is_ivig(o, terminology)]
+    ivig_orders = tuple(o for o in selected_orders if is_ivig(o, terminology))
     if not ivig_orders:
         return []
+    course = Course(tuple(draft_dosage(o) for o in ivig_orders))
+    age = facts.age_years(today)
+    standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
+    inputs = named_inputs(
+        facts,
+        hook=hook,
+        orders=ivig_orders,
+        other_orders=[o for o in draft_orders if not any(o is mine for mine in ivig_orders)],
+        course=course,
+        highest_total_per_kg=knowledge.highest_course_total_per_kg,
+        dose_tolerance=policy.tolerance,
+        is_ivig=lambda resource: is_ivig(resource, terminology),
+        is_known=terminology.is_known,
+        today=today,
+    )
     diagnoses = set().union(*(terminology.codings_in(c.get("code")) for c in facts.conditions))
-    candidates = knowledge.candidates(hook, diagnoses)
     findings: list[Finding] = []
-    said: set[str] = set()  # a recommendation without a regimen speaks once per call, not once per order
-    for order in ivig_orders:
-        dosage = draft_dosage(order)
-        inputs = named_inputs(
-            facts,
-            hook=hook,
-            order=order,
-            other_orders=[o for o in draft_orders if o is not order],
-            dosage=dosage,
-            is_ivig=lambda resource: is_ivig(resource, terminology),
-            is_known=terminology.is_known,
-            today=today,
-        )
-        for rec in candidates:
-            if not rec.regimens and rec.action_id in said:
-                continue
-            if not rec.applies(inputs):
-                continue
-            said.add(rec.action_id)
-            comparison = compare(dosage, rec.regimens, facts.weight, dose_tolerance) if rec.regimens else None
-            evidence, missing = _evidence(knowledge, rec, inputs)
-            age = inputs["ageYears"] if isinstance(inputs["ageYears"], int) else None
-            findings.append(Finding(rec, order, dosage, comparison, facts, evidence, missing, age))
+    for rec in knowledge.candidates(hook, diagnoses):
+        if not rec.applies(inputs):
+            continue
+        comparison = compare(course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
+        evidence, missing = _evidence(knowledge, rec, inputs)
+        findings.append(Finding(rec, ivig_orders, course, comparison, facts, standing, evidence, missing, age,
+                                knowledge.highest_course_total_per_kg))
     return findings
 
 

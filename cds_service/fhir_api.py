@@ -50,7 +50,7 @@ def apply_plan(plan_id: str) -> Response:
     cds = service()
     try:
         care_plan = apply(cds.knowledge, plan_id, request.get_json(silent=True), today=date.today(),
-                          dose_tolerance=cds.settings.dose_tolerance)
+                          policy=cds.settings.dose_policy)
     except RequestError as exc:
         return operation_outcome(exc.status, exc.reason, exc.issue_code)
     return _fhir(care_plan)

@@ -22,20 +22,25 @@ fill a gap with a guess.
 | %ivigCourses | earlier IVIG courses on record, newest first: MedicationRequests (active, on hold, completed) and MedicationAdministrations (completed, in progress); their date is `(authoredOn | effective.ofType(dateTime) | effective.ofType(Period).start).first()` |
 | %procedures | Procedures on record, completed or in progress |
 | %plannedProcedures | procedures to come: ServiceRequests among this session's draft orders or active on record, and Procedures in preparation |
-| %order | the IVIG draft order being evaluated |
-| %orderDays | its number of days, when it says |
+| %order | the IVIG draft order being evaluated (the first, when several IVIG drafts are one course) |
+| %orderDays | its number of days, when it says (empty when several IVIG drafts are one course) |
 | %orderDosePerKgPerDay | its daily dose per kg, when it says (in g/kg, or in g with a known weight) |
+| %courseTotalPerKg | the IVIG drafts of this call together, in g/kg: the sum of daily dose x days, when every draft says both |
+| %courseReadable | true when every IVIG draft states a daily dose (g or g/kg) and a number of days |
+| %highestCourseTotalPerKg | the highest course total, in g/kg, of any regimen in the knowledge (the guideline's highest for any indication) |
+| %doseTolerance | how far a dose may stray from a regimen before it is called a departure (0.1 = 10 %), a setting |
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from .fhirjson import code_of, obj, recorded_at, text
-from .regimen import DosingWeight, DraftDosage, dosing_weight
+from .regimen import Course, DosingWeight, dosing_weight
 
 #: the data requirement (prefetch key) that holds body weights: weights and lab results are both Observations
 WEIGHT_REQUIREMENT = "weight"
@@ -44,7 +49,8 @@ EMPTY_INPUTS: Mapping[str, Any] = {
     name: []
     for name in (
         "hook patient ageYears conditions conditionHistory weightKg observations medications "
-        "ivigCourses procedures plannedProcedures order orderDays orderDosePerKgPerDay"
+        "ivigCourses procedures plannedProcedures order orderDays orderDosePerKgPerDay courseTotalPerKg courseReadable "
+        "highestCourseTotalPerKg doseTolerance"
     ).split()
 }
 
@@ -113,19 +119,24 @@ def named_inputs(
     facts: PatientFacts,
     *,
     hook: str,
-    order: dict,
+    orders: Sequence[dict],
     other_orders: Iterable[dict],
-    dosage: DraftDosage,
+    course: Course,
+    highest_total_per_kg: Decimal | None,
+    dose_tolerance: Decimal,
     is_ivig: Callable[[dict], bool],
     is_known: Callable[[Any], bool],
     today: date,
 ) -> dict[str, Any]:
-    """The %names for one IVIG draft order. `is_known(concept)`: is the code in a loaded ValueSet."""
+    """The %names for the IVIG draft orders of one call, taken as one course. `is_known(concept)`: is the code in a
+    loaded ValueSet."""
 
     def coded(resources: Iterable[dict], element: str = "code") -> list[dict]:
         return [r for r in resources if is_known(r.get(element))]
 
-    per_kg = dosage.per_kg_per_day(facts.weight)
+    draft = course.single
+    per_kg = draft.per_kg_per_day(facts.weight) if draft is not None else None
+    total = course.total_per_kg(facts.weight)
     age = facts.age_years(today)
     other_orders = list(other_orders)
     other_medications = [o for o in other_orders if o.get("resourceType") == "MedicationRequest"]
@@ -146,9 +157,13 @@ def named_inputs(
         ),
         "procedures": coded(facts.procedures),
         "plannedProcedures": coded(facts.planned_procedures + drafted_procedures),
-        "order": order,
-        "orderDays": dosage.days if dosage.days is not None else [],
+        "order": orders[0] if orders else [],
+        "orderDays": draft.days if draft is not None and draft.days is not None else [],
         "orderDosePerKgPerDay": per_kg if per_kg is not None else [],
+        "courseTotalPerKg": total if total is not None else [],
+        "courseReadable": course.readable,
+        "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],
+        "doseTolerance": dose_tolerance,
     }
 
 

@@ -13,6 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,10 @@ class KnowledgeBase:
     """The loaded definitions, the terminology, and an index from diagnosis ValueSet to recommendation."""
 
     def __init__(self, resources: dict[str, dict], terminology: Terminology, recommendations: Iterable[Recommendation],
-                 data_requirements: dict[str, dict] | None = None):
+                 data_requirements: dict[str, dict] | None = None, regimens: Iterable[Regimen] = ()):
         self.resources = resources  # file name -> resource, for export and review
+        #: the highest course total, in g/kg, of any regimen the knowledge gives (the guideline's, for any indication)
+        self.highest_course_total_per_kg: Decimal | None = max((r.total_per_kg for r in regimens), default=None)
         self.terminology = terminology
         self.data_requirements = data_requirements or {}  # prefetch key -> FHIR DataRequirement
         self.resource_types = tuple(sorted({r["resourceType"] for r in resources.values()}))
@@ -172,7 +175,7 @@ def load(root: Path | str) -> KnowledgeBase:
         key=_order_in({r["url"]: r for _, r in by_type["CodeSystem"]}),
     )
     requirements = _data_requirements(by_type["PlanDefinition"], libraries, terminology)
-    return KnowledgeBase(resources, terminology, recommendations, requirements)
+    return KnowledgeBase(resources, terminology, recommendations, requirements, regimens.values())
 
 
 def _order_in(codesystems: dict[str, dict]) -> Callable[[Recommendation], int]:

@@ -30,6 +30,8 @@ SUPPORTED_HOOKS = ("order-select", "order-sign")
 # "MedicationRequest/103". The id part is not held to FHIR's id syntax: some EHRs use longer ids, and
 # every selection must match a draft order anyway, which is the check that matters.
 _SELECTION = re.compile(r"[A-Z][A-Za-z]*/[^/\s]+")
+#: RFC 6750 b64token: what may follow "Bearer " in an Authorization header (a JWT fits; anything else cannot be sent)
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class RequestError(Exception):
@@ -190,6 +192,8 @@ def _fhir_authorization(request: dict[str, Any]) -> FhirAuthorization | None:
     if auth is None:
         return None
     access_token = _required_string(auth, "access_token", "fhirAuthorization.access_token")
+    if not _BEARER_TOKEN.fullmatch(access_token):
+        raise RequestError("fhirAuthorization.access_token must be an RFC 6750 bearer token (letters, digits and -._~+/, then '=' padding)")
     token_type = _required_string(auth, "token_type", "fhirAuthorization.token_type")
     if token_type.lower() != "bearer":
         raise RequestError(f"fhirAuthorization.token_type must be 'Bearer', not '{_show(token_type)}'")

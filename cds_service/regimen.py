@@ -8,8 +8,8 @@ Decimal arithmetic throughout: these figures end up on a medication order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,58 @@ class DosingWeight:
     measured: str | None
     stated: str  # as recorded, e.g. "154 [lb_av]"
 
+    def days_old(self, today: date) -> int | None:
+        """Whole days since the weight was measured; None when the date is missing or unreadable."""
+        try:
+            return (today - date.fromisoformat(str(self.measured)[:10])).days
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class DosePolicy:
+    """How far the service trusts a draft's dose and a recorded weight: the settings that decide a warning."""
+
+    #: how far a draft's daily dose or course total may stray from the regimen before the card warns (0.10 = 10 %)
+    tolerance: Decimal = Decimal("0.10")
+    #: a weight older than this many days gives no one-click dose for an adult
+    weight_max_age_days_adult: int = 90
+    #: likewise for a child (under 18 years, or of unknown age): children's weight changes faster
+    weight_max_age_days_child: int = 30
+
+    def weight_limit_days(self, age_years: int | None) -> int:
+        adult = age_years is not None and age_years >= ADULT_FROM_YEARS
+        return self.weight_max_age_days_adult if adult else self.weight_max_age_days_child
+
+
+ADULT_FROM_YEARS = 18
+
+
+@dataclass(frozen=True)
+class WeightStanding:
+    """Whether a recorded weight may set an absolute dose today, and the words that say why."""
+
+    current: bool
+    said: str  # e.g. "measured 3 days ago (2026-11-28)"
+
+
+def weight_standing(weight: DosingWeight, age_years: int | None, today: date, policy: DosePolicy) -> WeightStanding:
+    """A weight measured too long ago (or on a date we cannot read) still shows the per-kg arithmetic, but sets no dose."""
+    days = weight.days_old(today)
+    limit = policy.weight_limit_days(age_years)
+    who = "adults" if limit == policy.weight_max_age_days_adult and age_years is not None and age_years >= ADULT_FROM_YEARS else (
+        "children" if age_years is not None else "patients of unknown age")
+    if days is None:
+        return WeightStanding(False, "date of measurement not recorded: record a current weight; no dose is offered in grams")
+    on = str(weight.measured)[:10]
+    if days < 0:
+        return WeightStanding(False, f"dated in the future ({on}): check the record; no dose is offered in grams")
+    ago = "today" if days == 0 else ("yesterday" if days == 1 else f"{days} days ago")
+    if days > limit:
+        return WeightStanding(False, f"measured {ago} ({on}), older than the {limit}-day limit for {who}: "
+                                     "record a current weight; no dose is offered in grams")
+    return WeightStanding(True, f"measured {ago} ({on})")
+
 
 @dataclass(frozen=True)
 class Regimen:
@@ -43,6 +95,7 @@ class Regimen:
     definition_url: str
     dose_per_kg_per_day: Decimal
     days: int
+    route: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)  # the CodeableConcept a suggestion carries
 
     @property
     def total_per_kg(self) -> Decimal:
@@ -95,7 +148,10 @@ def regimen_from_activity(activity: Mapping[str, Any]) -> Regimen:
         raise RegimenError("timing must be once a day (frequency 1, period 1, periodUnit d)")
     if bounds.get("code") != "d" or int(bounds["value"]) != bounds["value"]:
         raise RegimenError("boundsDuration must be a whole number of days (UCUM d)")
-    return Regimen(activity["url"], Decimal(str(dose["value"])), int(bounds["value"]))
+    route = dosage.get("route")
+    if not isinstance(route, dict) or not route.get("coding"):
+        raise RegimenError("dosage.route must name the route (a coded CodeableConcept) that a suggested order carries")
+    return Regimen(activity["url"], Decimal(str(dose["value"])), int(bounds["value"]), route)
 
 
 def dosing_weight(observation: Mapping[str, Any]) -> DosingWeight | None:
@@ -182,44 +238,135 @@ def _course_days(repeat: dict, per_day: Decimal | None) -> int | None:
 
 
 @dataclass(frozen=True)
+class Course:
+    """The IVIG drafts of one hook call, taken together: two drafts signed at once are one patient's dose."""
+
+    drafts: tuple[DraftDosage, ...]
+
+    @property
+    def single(self) -> DraftDosage | None:
+        return self.drafts[0] if len(self.drafts) == 1 else None
+
+    @property
+    def stated(self) -> bool:
+        """Does any draft say anything about its dose or length?"""
+        return any(d != DraftDosage() for d in self.drafts)
+
+    @property
+    def readable(self) -> bool:
+        """Does every draft state a daily dose (in g or g/kg) and a number of days?"""
+        return all((d.daily_grams is not None or d.daily_per_kg is not None) and d.days is not None for d in self.drafts)
+
+    def total_per_kg(self, weight: DosingWeight | None) -> Decimal | None:
+        return self._total(lambda d: d.per_kg_per_day(weight))
+
+    def total_grams(self, weight: DosingWeight | None) -> Decimal | None:
+        return self._total(lambda d: d.grams_per_day(weight))
+
+    def _total(self, daily: Callable[[DraftDosage], Decimal | None]) -> Decimal | None:
+        """The sum of daily dose x days over the drafts; None unless every draft states both."""
+        total = Decimal(0)
+        for draft in self.drafts:
+            dose = daily(draft)
+            if dose is None or draft.days is None:
+                return None
+            total += dose * draft.days
+        return total if self.drafts else None
+
+    def describe(self, weight: DosingWeight | None) -> str | None:
+        """The course as drafted, in one clause ("The draft order gives 0.4 g/kg/day (28 g/day) for 5 days, 2 g/kg (140 g) in total")."""
+        total_grams, total_per_kg = self.total_grams(weight), self.total_per_kg(weight)
+        if total_grams is None and total_per_kg is None:
+            return None
+        totals = _either_or_both(total_per_kg, "g/kg", total_grams, "g")
+        draft = self.single
+        if draft is None:
+            return f"The {len(self.drafts)} IVIG draft orders together give {totals} in total"
+        daily = _either_or_both(draft.per_kg_per_day(weight), "g/kg/day", draft.grams_per_day(weight), "g/day")
+        return f"The draft order gives {daily} for {days_text(draft.days or 0)}, {totals} in total"
+
+
+def _either_or_both(first: Decimal | None, first_unit: str, second: Decimal | None, second_unit: str) -> str:
+    """"0.4 g/kg (28 g)", or whichever of the two is known."""
+    shown = [f"{fmt(v)} {unit}" for v, unit in ((first, first_unit), (second, second_unit)) if v is not None]
+    return shown[0] + (f" ({shown[1]})" if len(shown) > 1 else "")
+
+
+@dataclass(frozen=True)
 class Comparison:
-    """How a draft order stands against a recommendation's regimens."""
+    """How a draft course stands against a recommendation's regimens."""
 
     conforms: bool | None  # None: the draft does not say enough to tell
     statement: str  # one sentence for the card
+    departure: str | None = None  # which way and how far, for the summary ("about 2.5 times the guideline's course total")
 
 
-def compare(draft: DraftDosage, regimens: Sequence[Regimen], weight: DosingWeight | None, tolerance: Decimal) -> Comparison:
+def compare(course: Course, regimens: Sequence[Regimen], weight: DosingWeight | None, tolerance: Decimal) -> Comparison:
     """Does the draft course match one of the regimens (or lie within the range they span)?
 
     Alternatives such as "2 g/kg in 2-5 days" are shipped as their end points (1 g/kg/day x 2,
     0.4 g/kg/day x 5). A draft that gives the same total over a number of days between them
-    (0.5 g/kg/day x 4) follows the guideline too, so it conforms.
+    (0.5 g/kg/day x 4) follows the guideline too, so it conforms. Several drafts in one call are
+    one course: their total is what is checked, since their schedules may overlap.
     """
-    per_kg = draft.per_kg_per_day(weight)
-    days = draft.days
-    missing = []
-    if per_kg is None:
-        missing.append("a daily dose" + ("" if weight or draft.daily_grams is None else " per kg (no body weight)"))
-    if days is None:
-        missing.append("a number of days")
-    if missing:
-        return Comparison(None, f"The draft order does not state {' or '.join(missing)}, so it cannot be checked against the regimen.")
+    total = course.total_per_kg(weight)
+    draft = course.single
+    if total is None:
+        missing = []
+        if not all(d.daily_grams is not None or d.daily_per_kg is not None for d in course.drafts):
+            missing.append("a daily dose")
+        elif weight is None:
+            missing.append("a daily dose per kg (no body weight)")
+        if not all(d.days is not None for d in course.drafts):
+            missing.append("a number of days")
+        who = "The draft order does not state" if draft is not None else "Not every IVIG draft order states"
+        return Comparison(None, f"{who} {' or '.join(missing)}, so the course cannot be checked against the regimen.")
 
     def close(a: Decimal, b: Decimal) -> bool:
         return abs(a - b) <= tolerance * b
 
     totals = {r.total_per_kg for r in regimens}
-    spans_range = len(totals) == 1 and min(r.days for r in regimens) <= days <= max(r.days for r in regimens)
-    matches = any(close(per_kg, r.dose_per_kg_per_day) and days == r.days for r in regimens) or (
-        spans_range and close(per_kg * days, next(iter(totals)))
-    )
-    grams = draft.grams_per_day(weight)
-    course = f"{fmt(per_kg)} g/kg/day" + (f" ({fmt(grams)} g/day)" if grams is not None else "")
-    drafted = f"The draft order gives {course} for {days_text(days)}, {fmt(per_kg * days)} g/kg in total"
+    days = draft.days if draft is not None else None
+    per_kg = draft.per_kg_per_day(weight) if draft is not None else None
+    spans_range = len(totals) == 1 and days is not None and min(r.days for r in regimens) <= days <= max(r.days for r in regimens)
+    if draft is None:
+        matches = any(close(total, t) for t in totals)
+    else:
+        matches = any(per_kg is not None and close(per_kg, r.dose_per_kg_per_day) and days == r.days for r in regimens) or (
+            spans_range and close(total, next(iter(totals))))
+    drafted = course.describe(weight)
     if matches:
         return Comparison(True, f"{drafted}: this follows the guideline's regimen.")
-    return Comparison(False, f"{drafted}; the guideline's regimen is {describe_all(regimens)}.")
+    return Comparison(False, f"{drafted}; the guideline's regimen is {describe_all(regimens)}.",
+                      _departure(total, per_kg, days, regimens, close))
+
+
+def _departure(total: Decimal, per_kg: Decimal | None, days: int | None, regimens: Sequence[Regimen],
+               close: Callable[[Decimal, Decimal], bool]) -> str:
+    """Which way and how far a course departs from the nearest regimen, the larger difference first."""
+    nearest = min(regimens, key=lambda r: (abs(total - r.total_per_kg), abs((days or r.days) - r.days)))
+    same_total = [r for r in regimens if r.total_per_kg == nearest.total_per_kg]
+    shortest, longest = min(r.days for r in same_total), max(r.days for r in same_total)
+    parts = []
+    if not close(total, nearest.total_per_kg):
+        parts.append(f"{magnitude(total / nearest.total_per_kg)} the guideline's course total")
+    elif per_kg is not None and not any(close(per_kg, r.dose_per_kg_per_day) for r in same_total):
+        daily = min((r.dose_per_kg_per_day for r in same_total), key=lambda d: abs(per_kg - d))
+        parts.append(f"{magnitude(per_kg / daily)} the guideline's daily dose")
+    if days is not None and days < shortest:
+        parts.append(f"{days_text(shortest - days)} shorter")
+    elif days is not None and days > longest:
+        parts.append(f"{days_text(days - longest)} longer")
+    return ", ".join(parts) or "a different schedule"
+
+
+def magnitude(ratio: Decimal) -> str:
+    """A ratio as a clinician says it: "about 10 times", "about 2.5 times", "20 % above", "40 % below"."""
+    if ratio >= Decimal("1.5"):
+        shown = f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}".removesuffix(".0")
+        return f"about {shown} times"
+    percent = abs(ratio - 1) * 100
+    return f"{percent:.0f} % {'above' if ratio > 1 else 'below'}"
 
 
 def days_text(days: int) -> str:

@@ -59,6 +59,6 @@ class CdsService:
             draft_orders=request.draft_orders,
             facts=facts_from(prefetch),
             today=today or date.today(),
-            dose_tolerance=self.settings.dose_tolerance,
+            policy=self.settings.dose_policy,
         )
         return {"cards": cards.render(findings)}

@@ -23,8 +23,8 @@ def assert_details_both_ends(card: dict) -> None:
 def assert_60_g_for_5_days_departs(card: dict) -> None:
     """The card for a draft of 60 g/day for 5 days (70 kg): a warning that offers both ends of the range."""
     assert card["indicator"] == "warning" and card["overrideReasons"]
-    assert "departs" in card["summary"] and len(card["summary"]) < 140
-    assert "The draft order gives 0.86 g/kg/day (60 g/day) for 5 days, 4.29 g/kg in total" in card["detail"]
+    assert card["summary"].startswith("IVIG draft: about 2.1 times the guideline's course total") and len(card["summary"]) < 140
+    assert "The draft order gives 0.86 g/kg/day (60 g/day) for 5 days, 4.29 g/kg (300 g) in total" in card["detail"]
     assert "; the guideline's regimen is " in card["detail"]  # the draft does not follow it
     assert "1 g/kg/day × 70 kg = 70 g/day for 2 days" in card["detail"]
     assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days" in card["detail"]

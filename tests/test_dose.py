@@ -6,7 +6,10 @@ import re
 
 import pytest
 
-from tests.fhir_data import days_ago, gbs, ivig_order, suggested_courses, weight
+from tests.card_checks import assert_follows_the_regimen
+from tests.fhir_data import (
+    UCUM, condition, days_ago, gbs, hook_request, ivig_order, patient, prefetch, suggested_courses, weight,
+)
 
 
 def gbs1(cards_by_topic, order, weights, hook="order-sign"):
@@ -26,7 +29,7 @@ def test_pounds_are_converted_to_kilograms(cards_by_topic):
 
 def test_the_latest_weight_is_used_and_its_date_stated(cards_by_topic):
     card = gbs1(cards_by_topic, ivig_order(), [weight(80, when=days_ago(200)), weight(70, when=days_ago(3))])
-    assert f"70 kg (measured {days_ago(3)})" in card["detail"]
+    assert f"70 kg, measured 3 days ago ({days_ago(3)})" in card["detail"]
     assert suggested_grams(card) == [28]
 
 
@@ -53,15 +56,22 @@ def test_a_draft_that_follows_the_regimen_gets_no_suggestion(cards_by_topic, ord
     assert "this follows the guideline's regimen" in card["detail"]
 
 
-@pytest.mark.parametrize("order, said", [
-    (ivig_order(daily_g=42, days=5), "0.6 g/kg/day (42 g/day) for 5 days, 3 g/kg in total"),
-    (ivig_order(daily_g=28, days=3), "0.4 g/kg/day (28 g/day) for 3 days, 1.2 g/kg in total"),
-    (ivig_order(daily_g=70, days=2), "1 g/kg/day (70 g/day) for 2 days, 2 g/kg in total"),
+@pytest.mark.parametrize("order, how_far, said", [
+    (ivig_order(daily_g=42, days=5), "about 1.5 times the guideline's course total",
+     "0.6 g/kg/day (42 g/day) for 5 days, 3 g/kg (210 g) in total"),
+    (ivig_order(daily_g=28, days=3), "40 % below the guideline's course total, 2 days shorter",
+     "0.4 g/kg/day (28 g/day) for 3 days, 1.2 g/kg (84 g) in total"),
+    (ivig_order(daily_g=28, days=4), "20 % below the guideline's course total, 1 day shorter",
+     "0.4 g/kg/day (28 g/day) for 4 days, 1.6 g/kg (112 g) in total"),
+    (ivig_order(daily_g=70, days=2), "about 2.5 times the guideline's daily dose, 3 days shorter",
+     "1 g/kg/day (70 g/day) for 2 days, 2 g/kg (140 g) in total"),
+    (ivig_order(daily_g=14, days=5), "50 % below the guideline's course total",
+     "0.2 g/kg/day (14 g/day) for 5 days, 1 g/kg (70 g) in total"),
 ])
-def test_a_draft_that_departs_is_a_warning_with_the_regimen_as_suggestion(cards_by_topic, order, said):
+def test_a_departure_says_which_way_and_how_far_and_offers_the_regimen(cards_by_topic, order, how_far, said):
     card = gbs1(cards_by_topic, order, [weight(70)])
     assert card["indicator"] == "warning" and card["overrideReasons"]
-    assert card["summary"].startswith("IVIG draft departs from the guideline regimen (Level A)")
+    assert card["summary"] == f"IVIG draft: {how_far} (Level A); guideline: 0.4 g/kg/day for 5 days (2 g/kg in total)"
     assert said in card["detail"] and "the guideline's regimen is 0.4 g/kg/day for 5 days" in card["detail"]
     assert suggested_grams(card) == [28]
 
@@ -80,3 +90,145 @@ def test_a_draft_without_dose_on_order_select_is_not_called_a_departure(cards_by
 def test_draft_with_days_but_no_dose_says_it_cannot_be_checked(cards_by_topic):
     card = gbs1(cards_by_topic, ivig_order(days=5), [weight(70)])
     assert "does not state a daily dose" in card["detail"] and card["indicator"] == "info"
+
+
+# --- a dose check that matches the size of the danger ------------------------------------------------------------
+
+HIGHEST = "SAFE-course-above-highest"
+
+
+def test_a_tenfold_overdose_is_critical_and_says_how_far(cards_by_topic):
+    cards = cards_by_topic(order=ivig_order(daily_g=280, days=5), hook="order-sign", conditions=[gbs()])
+    critical = cards[HIGHEST]
+    assert critical["indicator"] == "critical" and critical["overrideReasons"]
+    assert critical["summary"] == ("IVIG course 20 g/kg: about 10 times the highest total the guideline gives for any "
+                                   "indication (2 g/kg)")
+    assert "The draft order gives 4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in critical["detail"]
+    assert cards["GBS-1"]["summary"].startswith("IVIG draft: about 10 times the guideline's course total")
+    assert suggested_grams(cards["GBS-1"]) == [28]
+
+
+@pytest.mark.parametrize("conditions", [
+    [condition("M33.10", display="Dermatomyositis, unspecified, organ involvement unspecified")],  # no regimen stated
+    [],                                                                                              # no diagnosis at all
+], ids=["dermatomyositis", "no-diagnosis"])
+def test_an_overdose_is_critical_whatever_the_diagnosis(cards_by_topic, conditions):
+    cards = cards_by_topic(order=ivig_order(per_kg=2, days=5), conditions=conditions)
+    assert cards[HIGHEST]["indicator"] == "critical"
+    assert "IVIG course 10 g/kg: about 5 times the highest total" in cards[HIGHEST]["summary"]
+
+
+@pytest.mark.parametrize("order", [
+    ivig_order(daily_g=30, days=5),    # 2.14 g/kg: 2 g/kg rounded up to whole vials, within the tolerance
+    ivig_order(daily_g=70, days=2),    # 2 g/kg in 2 days: the highest total, not above it
+    ivig_order(daily_g=28),            # no number of days: no total to judge
+])
+def test_a_course_at_the_highest_total_is_not_critical(cards_by_topic, order):
+    assert HIGHEST not in cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])
+
+
+def two_drafts(daily_g: float, days: int) -> tuple[dict, dict]:
+    return ivig_order(id="ivig-1", daily_g=daily_g, days=days), ivig_order(id="ivig-2", daily_g=daily_g, days=days)
+
+
+def test_two_drafts_signed_together_are_one_course(cds):
+    first, second = two_drafts(28, 5)
+    cards = cds(hook_request([first, second], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+    (card,) = [c for c in cards if c["source"]["topic"]["code"] == "GBS-1"]  # one card for the course, not one per draft
+    assert card["summary"].startswith("IVIG draft: about 2 times the guideline's course total")
+    assert "The 2 IVIG draft orders together give 4 g/kg (280 g) in total" in card["detail"]
+    assert [c["indicator"] for c in cards if c["source"]["topic"]["code"] == HIGHEST] == ["critical"]
+    for suggestion in card["suggestions"]:  # accepting one leaves exactly one course
+        actions = suggestion["actions"]
+        assert [a["type"] for a in actions] == ["update", "delete"]
+        assert actions[0]["resource"]["id"] == "ivig-1" and actions[1]["resourceId"] == ["MedicationRequest/ivig-2"]
+
+
+def test_a_course_split_over_two_drafts_that_adds_up_to_the_regimen_follows_it(cards_by_topic):
+    first, second = two_drafts(14, 5)
+    cards = cards_by_topic(order=first, others=[second], hook="order-sign", conditions=[gbs()])
+    assert_follows_the_regimen(cards["GBS-1"])
+    assert HIGHEST not in cards
+
+
+def test_two_drafts_without_ids_get_no_suggestion_that_would_add_a_course(cards_by_topic):
+    first, second = two_drafts(28, 5)
+    del first["id"], second["id"]
+    body_cards = cards_by_topic(order=first, others=[second], hook="order-sign", conditions=[gbs()])
+    assert "suggestions" not in body_cards["GBS-1"]
+
+
+UNREADABLE = "SAFE-order-unreadable"
+
+
+def sandbox_style_order() -> dict:
+    """What the CDS Hooks Sandbox's Rx View drafts: one '{pill}' a day, a 30-day supply, category as an object."""
+    order = ivig_order(id="request-123")
+    order.update(
+        category={"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category", "code": "outpatient"}]},
+        dosageInstruction=[{"text": "1 {pill} daily", "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "{pill}", "system": UCUM, "code": "{pill}"}}]}],
+        dispenseRequest={"numberOfRepeatsAllowed": 2, "quantity": {"value": 30, "unit": "{pill}"},
+                         "expectedSupplyDuration": {"value": 30, "unit": "days", "system": UCUM, "code": "d"}},
+    )
+    return order
+
+
+@pytest.mark.parametrize("order", [sandbox_style_order(), ivig_order(), ivig_order(daily_g=28), ivig_order(days=5)],
+                         ids=["sandbox-pill", "no-dosage", "no-days", "no-dose"])
+def test_an_order_whose_dose_cannot_be_read_is_said_to_be_unreadable_at_signing(cards_by_topic, order):
+    card = cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])[UNREADABLE]
+    assert card["indicator"] == "warning" and card["overrideReasons"]
+    assert UNREADABLE not in cards_by_topic(order=order, hook="order-select", conditions=[gbs()])
+
+
+def test_a_readable_order_is_not_called_unreadable(cards_by_topic):
+    assert UNREADABLE not in cards_by_topic(order=ivig_order(daily_g=28, days=5), hook="order-sign", conditions=[gbs()])
+
+
+# --- a weight you can trust ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("birth_date, measured_days_ago, current, said", [
+    ("1970-05-01", 3, True, "measured 3 days ago"),
+    ("1970-05-01", 90, True, "measured 90 days ago"),
+    ("1970-05-01", 200, False, "older than the 90-day limit for adults"),
+    (days_ago(365 * 10), 20, True, "measured 20 days ago"),
+    (days_ago(365 * 10), 45, False, "older than the 30-day limit for children"),
+], ids=["adult-recent", "adult-at-limit", "adult-old", "child-recent", "child-old"])
+def test_an_old_weight_shows_the_arithmetic_but_gives_no_dose(client, birth_date, measured_days_ago, current, said):
+    body = hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70, when=days_ago(measured_days_ago))],
+                                                          patient_resource=patient(birth_date)))
+    card = next(c for c in client.post("/cds-services/ivig-order-select", json=body).get_json()["cards"]
+                if c["source"]["topic"]["code"] == "GBS-1")
+    assert said in card["detail"]
+    assert "0.4 g/kg/day × 70 kg = 28 g/day for 5 days" in card["detail"]
+    assert ("suggestions" in card) is current
+    if not current:
+        assert "record a current weight" in card["detail"]
+
+
+def test_an_undated_weight_gives_no_dose(cards_by_topic):
+    undated = weight(70)
+    del undated["effectiveDateTime"]
+    card = gbs1(cards_by_topic, ivig_order(), [undated], hook="order-select")
+    assert "suggestions" not in card and "date of measurement not recorded" in card["detail"]
+
+
+# --- suggestions that are valid orders ----------------------------------------------------------------------------
+
+
+def test_the_suggestion_keeps_the_draft_and_drops_what_contradicts_the_course(cards_by_topic):
+    draft = sandbox_style_order()
+    draft["encounter"] = {"reference": "Encounter/enc-1"}
+    card = gbs1(cards_by_topic, draft, [weight(70)], hook="order-select")
+    (suggestion, *_) = card["suggestions"]
+    (action,) = suggestion["actions"]
+    resource = action["resource"]
+    assert action["type"] == "update" and resource["id"] == draft["id"]
+    assert resource["medicationCodeableConcept"] == draft["medicationCodeableConcept"]
+    assert resource["subject"] == draft["subject"] and resource["encounter"] == draft["encounter"]
+    assert "dispenseRequest" not in resource and "category" not in resource
+    (instruction,) = resource["dosageInstruction"]
+    assert instruction["route"]["coding"][0]["code"] == "47625008"
+    assert instruction["timing"]["repeat"]["boundsDuration"]["value"] == 5

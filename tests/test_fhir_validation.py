@@ -67,3 +67,33 @@ def test_package_resource_is_valid_r4(results, name):
 def test_exported_transaction_bundle_is_valid_r4(results):
     ok, message = results[BUNDLE]
     assert ok, f"{BUNDLE}: {message}"
+
+
+def suggested_orders(client) -> list[dict]:
+    """The MedicationRequests suggested for drafts as EHRs send them, valid or not (see test_dose.sandbox_style_order)."""
+    from tests.fhir_data import gbs, hook_request, ivig_order, prefetch, weight
+    from tests.test_dose import sandbox_style_order
+
+    odd = ivig_order(id="odd-1")
+    odd.update(reasonCode={"text": "GBS"}, identifier=[{"value": 7}], encounter={"reference": "Encounter/e1"}, priority="stat")
+    contained = ivig_order(id="contained-1")
+    del contained["medicationCodeableConcept"]
+    contained.update(medicationReference={"reference": "#med"},
+                     contained=[{"resourceType": "Medication", "id": "med", "code": {"text": "Immune globulin intravenous 10%"}}])
+    resources = []
+    for order in (sandbox_style_order(), odd, contained, ivig_order(daily_g=280, days=5)):
+        body = hook_request([order], prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
+        for card in client.post("/cds-services/ivig-order-select", json=body).get_json()["cards"]:
+            resources += [a["resource"] for s in card.get("suggestions", []) for a in s["actions"] if "resource" in a]
+    return resources
+
+
+def test_suggested_orders_are_valid_r4(client, tmp_path):
+    resources = suggested_orders(client)
+    assert len(resources) >= 4
+    paths = []
+    for i, resource in enumerate(resources):
+        paths.append(tmp_path / f"suggestion-{i}.json")
+        paths[-1].write_text(json.dumps(resource))
+    for path, ok, message in validate_files(paths):
+        assert ok, f"{path}: {message}"

@@ -116,6 +116,8 @@ _COMMON = [
     (put("fhirServer", "ftp://fhir.example.org/r4"), "fhirServer"),
     (chain(WITH_SERVER, put("fhirAuthorization", "Bearer abc")), "fhirAuthorization"),
     (chain(WITH_AUTH, put("fhirAuthorization.access_token", "")), "fhirAuthorization.access_token"),
+    (chain(WITH_AUTH, put("fhirAuthorization.access_token", "tok\u0100en")), "fhirAuthorization.access_token"),  # not sendable
+    (chain(WITH_AUTH, put("fhirAuthorization.access_token", "a b")), "fhirAuthorization.access_token"),
     (chain(WITH_AUTH, drop("fhirAuthorization.token_type")), "fhirAuthorization.token_type"),
     (chain(WITH_AUTH, put("fhirAuthorization.token_type", "MAC")), "fhirAuthorization.token_type"),
     (chain(WITH_AUTH, put("fhirAuthorization.expires_in", "300")), "fhirAuthorization.expires_in"),
