@@ -17,7 +17,6 @@ from typing import Any
 from . import cards, engine
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
-from .orders import IVIG_VALUESET, is_ivig
 from .protocol import RequestError
 from .regimen import DosePolicy
 
@@ -84,7 +83,7 @@ def _read_parameters(parameters: Any, knowledge: KnowledgeBase) -> tuple[str, li
             raise RequestError("'data' must be a Bundle resource")
         data += [e["resource"] for e in bundle.get("entry") or [] if isinstance(e, Mapping) and isinstance(e.get("resource"), dict)]
     orders = [p.get("resource") for p in named.get("draftOrder", [])]
-    if len(orders) > 1 or (orders and not is_ivig(orders[0] or {}, knowledge.terminology)):
+    if len(orders) > 1 or (orders and not knowledge.order_rules.is_ivig(orders[0])):
         raise RequestError("'draftOrder', when given, must be one IVIG MedicationRequest")
     order = orders[0] if orders else _undosed_ivig_order(knowledge, subjects[0])
     return subjects[0], data, order
@@ -92,12 +91,12 @@ def _read_parameters(parameters: Any, knowledge: KnowledgeBase) -> tuple[str, li
 
 def _undosed_ivig_order(knowledge: KnowledgeBase, subject: str) -> dict:
     """The order under evaluation when the client sends none: IVIG, with no dose yet (as on order-select)."""
-    coding = knowledge.valueset(IVIG_VALUESET)["expansion"]["contains"][0]
+    coding = knowledge.order_rules.example_coding
     return {
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "proposal",
-        "medicationCodeableConcept": {"coding": [dict(coding)]},
+        "medicationCodeableConcept": {"coding": [coding]},
         "subject": {"reference": subject},
     }
 

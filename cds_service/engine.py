@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase, Recommendation
-from .orders import is_ivig
+from .orders import OrderKind
 from .regimen import Comparison, Course, DosePolicy, WeightStanding, compare, draft_dosage, weight_standing
 
 
@@ -50,9 +50,16 @@ def evaluate(
     """Findings for the IVIG orders among the selected orders, taken as one course; none when there is no IVIG order.
 
     Each recommendation speaks at most once per call: two IVIG drafts signed together are one patient's course,
-    so they are checked by their sum and offered one regimen, never one each."""
-    terminology = knowledge.terminology
-    ivig_orders = tuple(o for o in selected_orders if is_ivig(o, terminology))
+    so they are checked by their sum and offered one regimen, never one each. When the only immunoglobulin orders
+    are ones whose route decides (a dual-route product with no route), only the recommendations that speak of
+    the route (read %routeUndetermined) are evaluated: the guideline's advice would be about a drug we cannot
+    name yet."""
+    terminology, rules = knowledge.terminology, knowledge.order_rules
+    kinds = [(order, rules.kind(order)) for order in selected_orders]
+    ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.IVIG)
+    route_undetermined = not ivig_orders
+    if route_undetermined:
+        ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.ROUTE_DECIDES)
     if not ivig_orders:
         return []
     course = Course(tuple(draft_dosage(o) for o in ivig_orders))
@@ -66,13 +73,17 @@ def evaluate(
         course=course,
         highest_total_per_kg=knowledge.highest_course_total_per_kg,
         dose_tolerance=policy.tolerance,
-        is_ivig=lambda resource: is_ivig(resource, terminology),
+        route_undetermined=route_undetermined,
+        is_ivig=rules.is_ivig,
         is_known=terminology.is_known,
         today=today,
     )
     diagnoses = set().union(*(terminology.codings_in(c.get("code")) for c in facts.conditions))
+    candidates = knowledge.candidates(hook, diagnoses)
+    if route_undetermined:
+        candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
     findings: list[Finding] = []
-    for rec in knowledge.candidates(hook, diagnoses):
+    for rec in candidates:
         if not rec.applies(inputs):
             continue
         comparison = compare(course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None

@@ -28,6 +28,7 @@ fill a gap with a guess.
 | %courseTotalPerKg | the IVIG drafts of this call together, in g/kg: the sum of daily dose x days, when every draft says both |
 | %courseReadable | true when every IVIG draft states a daily dose (g or g/kg) and a number of days |
 | %highestCourseTotalPerKg | the highest course total, in g/kg, of any regimen in the knowledge (the guideline's highest for any indication) |
+| %routeUndetermined | true when the orders are immunoglobulin whose route decides whether it is IVIG, and no route is given |
 | %doseTolerance | how far a dose may stray from a regimen before it is called a departure (0.1 = 10 %), a setting |
 """
 
@@ -50,7 +51,7 @@ EMPTY_INPUTS: Mapping[str, Any] = {
     for name in (
         "hook patient ageYears conditions conditionHistory weightKg observations medications "
         "ivigCourses procedures plannedProcedures order orderDays orderDosePerKgPerDay courseTotalPerKg courseReadable "
-        "highestCourseTotalPerKg doseTolerance"
+        "highestCourseTotalPerKg doseTolerance routeUndetermined"
     ).split()
 }
 
@@ -124,6 +125,7 @@ def named_inputs(
     course: Course,
     highest_total_per_kg: Decimal | None,
     dose_tolerance: Decimal,
+    route_undetermined: bool,
     is_ivig: Callable[[dict], bool],
     is_known: Callable[[Any], bool],
     today: date,
@@ -164,6 +166,7 @@ def named_inputs(
         "courseReadable": course.readable,
         "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],
         "doseTolerance": dose_tolerance,
+        "routeUndetermined": route_undetermined,
     }
 
 

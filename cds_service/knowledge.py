@@ -23,6 +23,7 @@ from fhirpathpy.models import models
 from pydantic import ValidationError
 
 from .inputs import EMPTY_INPUTS, WEIGHT_REQUIREMENT
+from .orders import OrderRules
 from .protocol import RequestError
 from .regimen import Regimen, RegimenError, regimen_from_activity
 from .terminology import Terminology
@@ -102,8 +103,12 @@ class KnowledgeBase:
     """The loaded definitions, the terminology, and an index from diagnosis ValueSet to recommendation."""
 
     def __init__(self, resources: dict[str, dict], terminology: Terminology, recommendations: Iterable[Recommendation],
-                 data_requirements: dict[str, dict] | None = None, regimens: Iterable[Regimen] = ()):
+                 data_requirements: dict[str, dict] | None = None, regimens: Iterable[Regimen] = (),
+                 order_rules: OrderRules | None = None):
         self.resources = resources  # file name -> resource, for export and review
+        #: which orders are IVIG: the product and route rules of the ValueSets
+        self.order_rules = order_rules or OrderRules(
+            (r for r in resources.values() if r["resourceType"] == "ValueSet"), terminology)
         #: the highest course total, in g/kg, of any regimen the knowledge gives (the guideline's, for any indication)
         self.highest_course_total_per_kg: Decimal | None = max((r.total_per_kg for r in regimens), default=None)
         self.terminology = terminology
@@ -153,6 +158,10 @@ def load(root: Path | str) -> KnowledgeBase:
         by_type[resources[path.name]["resourceType"]].append((path, resources[path.name]))
 
     terminology = Terminology(r for _, r in by_type["ValueSet"])
+    try:
+        order_rules = OrderRules((r for _, r in by_type["ValueSet"]), terminology)
+    except ValueError as exc:
+        raise DefinitionError(root / "valuesets", str(exc)) from exc
     activities = {r["url"]: (p, r) for p, r in by_type["ActivityDefinition"]}
     regimens = {}
     for url, (path, activity) in activities.items():
@@ -175,7 +184,7 @@ def load(root: Path | str) -> KnowledgeBase:
         key=_order_in({r["url"]: r for _, r in by_type["CodeSystem"]}),
     )
     requirements = _data_requirements(by_type["PlanDefinition"], libraries, terminology)
-    return KnowledgeBase(resources, terminology, recommendations, requirements, regimens.values())
+    return KnowledgeBase(resources, terminology, recommendations, requirements, regimens.values(), order_rules)
 
 
 def _order_in(codesystems: dict[str, dict]) -> Callable[[Recommendation], int]:

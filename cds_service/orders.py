@@ -1,27 +1,113 @@
-"""Which draft orders are IVIG orders: the only orders this service speaks about.
+"""Which orders are IVIG orders, the only orders this service speaks about, decided by product and route together.
 
-An order is IVIG when its medication is in the IVIG ValueSet (ATC J06BA02, the NDC products in
-codes.csv) or, because many EHRs send local codes, when its medication text says immunoglobulin
-given intravenously. Subcutaneous immunoglobulin (ATC J06BA01, or "subcutaneous" in the text) is
-not IVIG: its dosing is different and the guideline does not cover it. Anything else is silence.
+The guideline covers normal human immunoglobulin given intravenously. Which products and routes that means is
+knowledge, not code: each ValueSet carrying the `ivig-order-role` extension says what an order coded as one of
+its members means, and its `text-pattern` extension (a case-insensitive regular expression) says which free text
+names a member, since many EHRs send local codes with text only.
+
+| role | an order whose medication (or route) is in the set ... |
+|---|---|
+| never-ivig | is not IVIG, whatever else it says (hyperimmune globulins, subcutaneous products); this wins |
+| ivig | is IVIG unless its route is extravascular (products licensed for intravenous use only) |
+| ivig-by-route | is IVIG only when its route is intravenous; with no route, the route decides (dual-route products) |
+| intravenous-route | has an intravenous route |
+| extravascular-route | has a subcutaneous or intramuscular route |
+
+The route is read from the dosage's coded route, its text, and the words of the medication's name ("Immune
+globulin intravenous"). A route both intravenous and extravascular is no route we can rely on: the route decides.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from enum import Enum
 from typing import Any
 
 from .fhirjson import obj, objects, text
-from .knowledge import CANONICAL_BASE
 from .terminology import Terminology
 
-IVIG_VALUESET = f"{CANONICAL_BASE}/ValueSet/ivig"
-SUBCUTANEOUS_VALUESET = f"{CANONICAL_BASE}/ValueSet/subcutaneous-immunoglobulin"
+ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
+TEXT_PATTERN = "http://ivig-cds.org/fhir/StructureDefinition/text-pattern"
+ROLES = ("never-ivig", "ivig", "ivig-by-route", "intravenous-route", "extravascular-route")
+_MEDICATION_RECORDS = ("MedicationRequest", "MedicationAdministration")
 
-_IMMUNOGLOBULIN = re.compile(r"immun[eo]\s*-?\s*globulin|immunoglobulin|\bIVIG\b|\bIGIV\b", re.IGNORECASE)
-_INTRAVENOUS = re.compile(r"intravenous|\bi\.?v\.?\b|\bIVIG\b|\bIGIV\b", re.IGNORECASE)
-_SUBCUTANEOUS = re.compile(r"subcutaneous|\bs\.?c\.?\b|\bSCIG\b|\bfscig\b|intramuscular|\bi\.?m\.?\b", re.IGNORECASE)
+
+class OrderKind(Enum):
+    IVIG = "ivig"
+    ROUTE_DECIDES = "route-decides"  # normal immunoglobulin that is IVIG only if given intravenously, and no route
+    OTHER = "other"
+
+
+class OrderRules:
+    """The product and route rules of the ValueSets that carry an `ivig-order-role`, ready to classify orders."""
+
+    def __init__(self, valuesets: Iterable[Mapping[str, Any]], terminology: Terminology):
+        """Raises ValueError naming the ValueSet whose role or pattern cannot be used."""
+        self._terminology = terminology
+        self._valuesets: dict[str, set[str]] = {role: set() for role in ROLES}
+        self._patterns: dict[str, list[re.Pattern[str]]] = {role: [] for role in ROLES}
+        self._example: dict | None = None
+        for valueset in valuesets:
+            extensions = {e.get("url"): e for e in objects(valueset.get("extension"))}
+            role = text(extensions.get(ORDER_ROLE, {}).get("valueCode"))
+            if role is None:
+                continue
+            if role not in ROLES:
+                raise ValueError(f"ValueSet {valueset.get('id')}: ivig-order-role {role!r} is not one of {ROLES}")
+            self._valuesets[role].add(valueset["url"])
+            words = text(extensions.get(TEXT_PATTERN, {}).get("valueString"))
+            if words:
+                try:
+                    self._patterns[role].append(re.compile(words, re.IGNORECASE))
+                except re.error as exc:
+                    raise ValueError(f"ValueSet {valueset.get('id')}: text-pattern is not a regular expression: {exc}") from exc
+            if role == "ivig" and self._example is None and valueset.get("expansion", {}).get("contains"):
+                self._example = dict(valueset["expansion"]["contains"][0])
+        if self._example is None:
+            raise ValueError("no ValueSet with ivig-order-role 'ivig' and an expansion: nothing could be recognised as IVIG")
+
+    @property
+    def example_coding(self) -> dict:
+        """A coding of an IVIG product, for an order the client did not send (PlanDefinition/$apply)."""
+        return dict(self._example or {})
+
+    def kind(self, order: Any) -> OrderKind:
+        """IVIG, ROUTE_DECIDES or OTHER, for a MedicationRequest (a draft or an earlier course) or MedicationAdministration."""
+        if not isinstance(order, Mapping) or order.get("resourceType") not in _MEDICATION_RECORDS:
+            return OrderKind.OTHER
+        concept = medication_concept(order)
+        if concept is None:
+            return OrderKind.OTHER
+        name = " ".join(_texts(concept))
+        coded = self._terminology.codings_in(concept)
+
+        def product(role: str) -> bool:
+            return bool(coded & self._valuesets[role]) or any(p.search(name) for p in self._patterns[role])
+
+        if product("never-ivig"):
+            return OrderKind.OTHER
+        licensed_iv_only = product("ivig")
+        if not licensed_iv_only and not product("ivig-by-route"):
+            return OrderKind.OTHER
+        routes = [obj(i.get("route")) for i in _instructions(order)]
+        route_coded = self._terminology.codings_in(routes)
+        route_words = " ".join([name, *(t for i in _instructions(order) for t in _instruction_texts(i))])
+
+        def route(role: str) -> bool:
+            return bool(route_coded & self._valuesets[role]) or any(p.search(route_words) for p in self._patterns[role])
+
+        intravenous, extravascular = route("intravenous-route"), route("extravascular-route")
+        if extravascular:
+            return OrderKind.ROUTE_DECIDES if intravenous else OrderKind.OTHER
+        return OrderKind.IVIG if intravenous or licensed_iv_only else OrderKind.ROUTE_DECIDES
+
+    def is_ivig(self, order: Any) -> bool:
+        return self.kind(order) is OrderKind.IVIG
+
+    def describe(self) -> list[tuple[str, list[str], list[str]]]:
+        """(role, ValueSet urls, text patterns) for the review document."""
+        return [(role, sorted(self._valuesets[role]), [p.pattern for p in self._patterns[role]]) for role in ROLES]
 
 
 def medication_concept(order: Mapping[str, Any]) -> dict | None:
@@ -39,25 +125,6 @@ def medication_concept(order: Mapping[str, Any]) -> dict | None:
     return {"text": display} if display else None
 
 
-def is_ivig(order: Mapping[str, Any], terminology: Terminology) -> bool:
-    """For a MedicationRequest (a draft order or an earlier course) or a MedicationAdministration."""
-    if not isinstance(order, Mapping) or order.get("resourceType") not in ("MedicationRequest", "MedicationAdministration"):
-        return False
-    concept = medication_concept(order)
-    if concept is None:
-        return False
-    valuesets = terminology.codings_in(concept)
-    if SUBCUTANEOUS_VALUESET in valuesets:
-        return False
-    if IVIG_VALUESET in valuesets:
-        return True
-    names = " ".join(_texts(concept))
-    routes = " ".join(_route_texts(order))
-    if _SUBCUTANEOUS.search(names) or _SUBCUTANEOUS.search(routes):
-        return False
-    return bool(_IMMUNOGLOBULIN.search(names) and (_INTRAVENOUS.search(names) or _INTRAVENOUS.search(routes)))
-
-
 def _texts(concept: Mapping[str, Any]) -> Iterator[str]:
     if text(concept.get("text")):
         yield concept["text"]
@@ -66,9 +133,12 @@ def _texts(concept: Mapping[str, Any]) -> Iterator[str]:
             yield coding["display"]
 
 
-def _route_texts(order: Mapping[str, Any]) -> Iterator[str]:
-    instructions = objects(order.get("dosageInstruction")) or objects([order.get("dosage")])  # an administration has one
-    for instruction in instructions:
-        if text(instruction.get("text")):
-            yield instruction["text"]
-        yield from _texts(obj(instruction.get("route")))
+def _instructions(order: Mapping[str, Any]) -> list[dict]:
+    """A request's dosage instructions, or an administration's one dosage."""
+    return objects(order.get("dosageInstruction")) or objects([order.get("dosage")])
+
+
+def _instruction_texts(instruction: Mapping[str, Any]) -> Iterator[str]:
+    if text(instruction.get("text")):
+        yield instruction["text"]
+    yield from _texts(obj(instruction.get("route")))

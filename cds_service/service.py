@@ -13,7 +13,7 @@ from . import cards, discovery, engine, openapi
 from .config import Settings
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
-from .orders import is_ivig
+from .orders import OrderKind
 from .prefetch import resolve
 from .protocol import HookRequest, RequestError, parse_hook_request
 
@@ -41,9 +41,10 @@ class CdsService:
 
     def answer(self, request: HookRequest, *, today: date | None = None, session: requests.Session | None = None) -> dict:
         selected = request.selected_orders()
-        if not any(is_ivig(order, self.knowledge.terminology) for order in selected):
+        kinds = {self.knowledge.order_rules.kind(order) for order in selected}
+        if kinds <= {OrderKind.OTHER}:
             return {"cards": []}  # not our order: no data fetched, nothing said
-        prefetch = resolve(
+        prefetch = {} if OrderKind.IVIG not in kinds else resolve(  # "the route decides" needs no patient data
             request,
             self.templates,
             timeout=self.settings.fhir_timeout,

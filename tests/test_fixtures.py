@@ -8,7 +8,6 @@ from tests.conftest import ROOT
 
 SHARED = ROOT.parent / "shared"
 COPIES = {
-    "tests/fixtures/codes.csv": "reference/terminology/codes.csv",
     "tests/fixtures/guideline.txt": "seeds/000_61063e0f6814f575.txt",
     "tests/fixtures/order-select.example-R4.context.json": "reference/cds-hooks/derived/order-select.example-R4.context.json",
     "tests/fixtures/order-sign.example-R4.context.json": "reference/cds-hooks/derived/order-sign.example-R4.context.json",

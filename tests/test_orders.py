@@ -4,32 +4,103 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fhir_data import ATC, gbs, hook_request, ivig_order, medication_request, prefetch, weight
+from tests.fhir_data import ATC, SNOMED, days_ago, gbs, hook_request, ivig_order, medication_request, prefetch, weight
 
 NDC = "http://hl7.org/fhir/sid/ndc"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+V3_ROUTE = "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration"
+EDQM = "http://standardterms.edqm.eu"
 DATA = prefetch(conditions=[gbs()], weights=[weight(70)])
+ROUTE_DECIDES = "SAFE-route-decides"
+
+
+def by_route(order: dict, *, system: str | None = None, code: str | None = None, text: str | None = None,
+             dosage_text: str | None = None) -> dict:
+    """The order with a route: coded (with no display, as many EHRs send it), as text, or in the dosage's text."""
+    route: dict = {}
+    if code:
+        route["coding"] = [{"system": system, "code": code}]
+    if text:
+        route["text"] = text
+    instruction: dict = {"route": route} if route else {}
+    if dosage_text:
+        instruction["text"] = dosage_text
+    order["dosageInstruction"] = [instruction]
+    return order
+
+
+GAMMAGARD_LIQUID = (NDC, "0944-2700-02")   # licensed for intravenous and subcutaneous use
+GAMUNEX_C = (NDC, "13533-0800-12")         # likewise, as a 5-4-2 package code
 
 
 @pytest.mark.parametrize("order", [
     ivig_order(),
-    ivig_order(coding=(NDC, "44206-0439-10")),      # Privigen package NDC, 5-4-2
-    ivig_order(coding=(NDC, "00944270002")),        # Gammagard Liquid as 11 digits
+    ivig_order(coding=(NDC, "44206-0439-10")),      # Privigen 40 g, package NDC, 5-4-2
+    ivig_order(coding=(NDC, "44206-0436-05")),      # Privigen 5 g: another product code of the same brand
+    by_route(ivig_order(coding=(NDC, "00944270002")), system=SNOMED, code="47625008"),  # Gammagard Liquid, 11 digits
+    ivig_order(coding=(NDC, "68982-0850-01")),      # Octagam 10 % (Octapharma)
     ivig_order(coding=("urn:local", "X1"), text="Immune globulin intravenous (human) 10%"),
     ivig_order(coding=("urn:local", "X1"), text="IVIG"),
-])
-def test_ivig_is_recognised_by_valueset_or_text(cds, order):
-    assert cds(hook_request([order], prefetch=DATA))
+    ivig_order(coding=(RXNORM, "0"), text="Privigen 100 MG/ML Injectable Solution"),  # an RxNorm code we do not list: the brand
+    by_route(ivig_order(coding=GAMUNEX_C), system=SNOMED, code="47625008"),           # coded route, no display
+    by_route(ivig_order(coding=GAMMAGARD_LIQUID), system=V3_ROUTE, code="IV"),
+    by_route(ivig_order(coding=GAMMAGARD_LIQUID), system=EDQM, code="20045000"),
+    by_route(ivig_order(coding=GAMMAGARD_LIQUID), text="Intravenous"),
+    by_route(ivig_order(coding=("urn:local", "X4"), text="Immune globulin 10%"), dosage_text="28 g IV daily for 5 days"),
+], ids=["atc", "privigen-40g", "privigen-5g", "gammagard-11-digits", "octagam-10", "text", "ivig-word", "rxnorm-brand",
+        "gamunex-snomed-route", "gammagard-v3-route", "gammagard-edqm-route", "gammagard-route-text", "dosage-text"])
+def test_ivig_is_recognised_by_product_and_route(cds, order):
+    cards = cds(hook_request([order], prefetch=DATA))
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cards}
 
 
 @pytest.mark.parametrize("order", [
-    ivig_order(coding=(ATC, "J06BA01")),                                      # subcutaneous
-    ivig_order(coding=(ATC, "J06BA")),                                        # the parent group is not IVIG
+    ivig_order(coding=(ATC, "J06BA01")),                                                  # subcutaneous
+    ivig_order(coding=(NDC, "44206-0451-01")),                                            # Hizentra
     ivig_order(coding=("urn:local", "X2"), text="Immune globulin subcutaneous (human) 20%"),
-    ivig_order(coding=("urn:local", "X3"), text="Immune globulin"),           # route unknown
-    medication_request("H02AB04", status="draft", id="mp"),                  # methylprednisolone
-])
+    ivig_order(coding=("urn:local", "X5"), text="HyQvia 10 g"),                           # facilitated subcutaneous
+    by_route(ivig_order(coding=(ATC, "J06BB01")), system=SNOMED, code="47625008"),      # anti-D, given intravenously
+    by_route(ivig_order(coding=("urn:local", "X6"), text="Rho(D) immune globulin intravenous (human)"), text="IV"),
+    by_route(ivig_order(coding=(NDC, "49591-0532-01")), text="intravenous"),            # Cytogam (CMV-IGIV)
+    ivig_order(coding=("urn:local", "X7"), text="Cytomegalovirus immune globulin intravenous"),
+    ivig_order(coding=(RXNORM, "35465"), text="Rho(D) immune globulin"),
+    by_route(ivig_order(coding=GAMMAGARD_LIQUID), system=SNOMED, code="34206005"),      # dual-route product, subcutaneous
+    by_route(ivig_order(coding=GAMUNEX_C), system=V3_ROUTE, code="SQ"),
+    by_route(ivig_order(coding=GAMUNEX_C), text="subcutaneous"),
+    medication_request("H02AB04", status="draft", id="mp"),                              # methylprednisolone
+], ids=["scig-atc", "hizentra", "scig-text", "hyqvia", "anti-d-iv", "winrho-text", "cytogam", "cmv-text", "rho-d-rxnorm",
+        "gammagard-sc", "gamunex-v3-sq", "gamunex-sc-text", "methylprednisolone"])
 def test_other_orders_get_no_cards(cds, order):
     assert cds(hook_request([order], prefetch=DATA)) == []
+
+
+@pytest.mark.parametrize("order", [
+    ivig_order(coding=GAMMAGARD_LIQUID),
+    ivig_order(coding=GAMUNEX_C),
+    ivig_order(coding=(ATC, "J06BA")),                                        # normal immunoglobulin, either route
+    ivig_order(coding=(SNOMED, "714569001")),                                 # product containing normal immunoglobulin
+    ivig_order(coding=("urn:local", "X3"), text="Immune globulin"),
+    by_route(ivig_order(coding=GAMUNEX_C), text="IV or subcutaneous"),        # a route that contradicts itself
+], ids=["gammagard", "gamunex", "atc-group", "snomed-product", "text", "both-routes"])
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_a_dual_route_product_without_a_route_gets_one_card_saying_the_route_decides(cds, order, hook):
+    order = by_route(order, text=None) if "dosageInstruction" not in order else order
+    order["dosageInstruction"][0].update(doseAndRate=[{"doseQuantity": {"value": 28, "unit": "g", "code": "g"}}])
+    (card,) = cds(hook_request([order], hook=hook, prefetch=DATA))
+    assert card["source"]["topic"]["code"] == ROUTE_DECIDES and card["indicator"] == "warning"
+    assert "suggestions" not in card and "IVIG only if given intravenously" in card["summary"]
+
+
+def test_the_route_decides_without_patient_data(cds):
+    """No prefetch and no fhirServer: the route card needs no record, so no 412."""
+    (card,) = cds(hook_request([ivig_order(coding=GAMUNEX_C)]))
+    assert card["source"]["topic"]["code"] == ROUTE_DECIDES
+
+
+def test_a_subcutaneous_course_on_record_is_not_an_earlier_ivig_course(cards_by_topic):
+    scig = medication_request("44206-0451-01", NDC, status="completed", authored=days_ago(5))
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(10))], medications=[scig])
+    assert "GBS-1" in cards
 
 
 def test_an_unrelated_order_needs_no_patient_data(cds):

@@ -1,14 +1,15 @@
-"""Checks on the committed ValueSets in valuesets/ against the shared codes.csv."""
+"""Checks on the committed ValueSets in valuesets/ against the project's terminology table (terminology/codes.csv)."""
 
 import csv
 import json
 from pathlib import Path
 
 import pytest
-from fhir.resources.R4B.valueset import ValueSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CODES_CSV = Path(__file__).resolve().parent / "fixtures/codes.csv"  # a copy of ../shared/reference/terminology/codes.csv
+from fhir.resources.R4B.valueset import ValueSet
+
+CODES_CSV = REPO_ROOT / "terminology/codes.csv"  # every code with its source
 BASE_URL = "http://ivig-cds.org/fhir/ValueSet/"
 FILES = sorted((REPO_ROOT / "valuesets").glob("ValueSet-*.json"))
 

@@ -4,8 +4,9 @@
 Usage:
     python tools/build_valuesets.py [path/to/codes.csv]
 
-Default input: ../shared/reference/terminology/codes.csv (relative to the repo
-root). Output: valuesets/ValueSet-{id}.json, one file per value set in SPECS.
+Default input: terminology/codes.csv, the project's own terminology table (each
+code with its source); it began as ../shared/reference/terminology/codes.csv.
+Output: valuesets/ValueSet-{id}.json, one file per value set in SPECS.
 
 Safety rules applied here:
   * Only rows whose `confidence` is exactly "verified" and whose `code` is
@@ -33,7 +34,9 @@ from typing import Callable
 from fhir.resources.R4B.valueset import ValueSet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CSV = REPO_ROOT / "../shared/reference/terminology/codes.csv"
+DEFAULT_CSV = REPO_ROOT / "terminology/codes.csv"
+ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
+TEXT_PATTERN = "http://ivig-cds.org/fhir/StructureDefinition/text-pattern"
 OUT_DIR = REPO_ROOT / "valuesets"
 
 BASE_URL = "http://ivig-cds.org/fhir/ValueSet/"
@@ -69,6 +72,7 @@ CATEGORY_NOTES = ("category/non-billable (use descendants)", "category with subc
 
 # Categories whose descendants must NOT be matched (listed as exact codes only).
 NO_DESCENDANTS = {
+    (ATC, "J06BA"),       # normal immunoglobulin: J06BA01 (subcutaneous) and J06BA02 (intravenous) are classified apart
     (ICD10CM, "G40.8"),   # "Other epilepsy": descendants include LGS and West syndrome
     (ICD10CM, "O99.35"),  # descendants include the puerperium; children listed explicitly
 }
@@ -102,6 +106,8 @@ class Spec:
     about: str  # markdown; source concept_keys and is-a codes are appended
     sources: dict[str, RowFilter | None]  # concept_key -> optional row filter
     extra: list[str] = field(default_factory=list)  # closing remarks
+    role: str | None = None  # what an order coded or worded in this set means for IVIG recognition (ORDER_ROLE)
+    words: str | None = None  # a case-insensitive regular expression: free text that names a member (TEXT_PATTERN)
 
 
 RXNORM_INGREDIENT_NOTE = (
@@ -355,24 +361,92 @@ SPECS: list[Spec] = [
 
     # --- Medications and procedures -----------------------------------------
     Spec("ivig", "Intravenous immunoglobulin (IVIG)",
-         "Intravenous immunoglobulin (IVIG): ATC J06BA02 (immunoglobulins, normal "
-         "human, for intravascular administration) and US NDC codes of IVIG "
-         "products.\n\n"
-         "The ATC parent J06BA is deliberately NOT included: it also covers "
-         "J06BA01 (extravascular/subcutaneous immunoglobulin, value set "
-         "`subcutaneous-immunoglobulin`), which is not IVIG.\n\n"
+         "Normal human immunoglobulin licensed for intravenous use only: ATC J06BA02 "
+         "(immunoglobulins, normal human, for intravascular administration) and the US "
+         "NDC products of IVIG brands licensed for intravenous use alone. An order for "
+         "one of these is IVIG unless its route says otherwise.\n\n"
+         "The ATC parent J06BA is deliberately NOT included: it also covers J06BA01 "
+         "(extravascular/subcutaneous immunoglobulin); it is in "
+         "`immunoglobulin-by-route`.\n\n"
          "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
          "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
          "codes. The service matches package NDCs by their product part "
-         "(labeler-product, normalising hyphens and zero-padding). NDC displays "
-         "are composed from brand name, generic name, strength and labeler; they "
-         "are not official titles.",
-         {"ivig": exclude((ATC, "J06BA"))}),
+         "(labeler-product, normalising hyphens and zero-padding), so every package "
+         "of a product is recognised. NDC displays are composed from the label's "
+         "brand name, generic name, strength and labeler; they are not official titles.",
+         {"ivig": exclude((ATC, "J06BA"))},
+         role="ivig",
+         words=r"\bivig\b|\bigiv\b|intravenous immun[eo]\s*-?\s*globulin|immun[eo]\s*-?\s*globulin intravenous"
+               r"|privigen|octagam|panzyga|flebogamma|gammaplex|bivigam|asceniv|alyglo|yimmugo|qivigy|carimune"
+               r"|gammagard s/?d"),
+    Spec("immunoglobulin-by-route", "Normal human immunoglobulin whose route decides",
+         "Normal human immunoglobulin that may be given intravenously or "
+         "subcutaneously: products licensed for both routes (Gammagard Liquid and "
+         "Gammagard Liquid ERC, Gamunex-C and its predecessor Gamunex, Gammaked), the "
+         "ATC group J06BA itself (exact code only: its children are classified "
+         "separately), and the route-agnostic SNOMED CT concepts for normal human "
+         "immunoglobulin. An order for one of these is IVIG only when its route "
+         "(coded, or in its text) is intravenous; with no route, the service says that "
+         "the route decides and offers no dose.\n\n"
+         "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
+         "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
+         "codes. The service matches package NDCs by their product part "
+         "(labeler-product, normalising hyphens and zero-padding), so every package "
+         "of a product is recognised. NDC displays are composed from the label's "
+         "brand name, generic name, strength and labeler; they are not official titles.",
+         {"ivig_dual_route": None, "ivig": only((ATC, "J06BA")), "immunoglobulin_normal": None},
+         role="ivig-by-route",
+         words=r"immun[eo]\s*-?\s*globulin|immunoglobulin|gamma\s*-?\s*globulin|gammagard|gamunex|gammaked"),
     Spec("subcutaneous-immunoglobulin", "Subcutaneous (extravascular) immunoglobulin",
-         "Normal human immunoglobulin for extravascular (subcutaneous or "
-         "intramuscular) administration, ATC J06BA01. Used to recognise SCIG so "
-         "that it is NOT treated as IVIG.",
-         {"ivig_subcutaneous_exclude": None}),
+         "Normal human immunoglobulin for extravascular (subcutaneous, facilitated "
+         "subcutaneous or intramuscular) administration: ATC J06BA01 and the NDC "
+         "products of subcutaneous brands. Never IVIG, whatever route an order "
+         "gives: its dosing is different and the guideline does not cover it.\n\n"
+         "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
+         "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
+         "codes. The service matches package NDCs by their product part "
+         "(labeler-product, normalising hyphens and zero-padding), so every package "
+         "of a product is recognised. NDC displays are composed from the label's "
+         "brand name, generic name, strength and labeler; they are not official titles.",
+         {"ivig_subcutaneous_exclude": None, "scig": None},
+         role="never-ivig",
+         words=r"\bf?scig\b|hizentra|cuvitru|xembify|cutaquig|hyqvia|immun[eo]\s*-?\s*globulin subcutaneous"
+               r"|subcutaneous immun[eo]\s*-?\s*globulin|facilitated subcutaneous"),
+    Spec("hyperimmune-immunoglobulin", "Hyperimmune (specific) immunoglobulins",
+         "Specific immunoglobulins raised against one antigen (ATC J06BB and its "
+         "children: anti-D, tetanus, varicella/zoster, hepatitis B, rabies, "
+         "cytomegalovirus ...), in ATC, SNOMED CT, RxNorm and NDC. Never IVIG, even "
+         "when given intravenously (WinRho, Rhophylac, Cytogam): the guideline covers "
+         "normal human immunoglobulin only.\n\n"
+         "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
+         "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
+         "codes. The service matches package NDCs by their product part "
+         "(labeler-product, normalising hyphens and zero-padding), so every package "
+         "of a product is recognised. NDC displays are composed from the label's "
+         "brand name, generic name, strength and labeler; they are not official titles.",
+         {"hyperimmune": None},
+         role="never-ivig",
+         words=r"hyperimmune|anti\s*-?\s*d\b|rho\s*\(?\s*d\s*\)?|rhogam|winrho|rhophylac|hyperrho"
+               r"|cytomegalovirus|\bcmv\b|cytogam|hepatitis\s*b|\bhbig\b|hepagam|nabi\s*-?\s*hb|hyperhep"
+               r"|rabies|hyperrab|kedrab|imogam|tetanus|hypertet|varicella|zoster|varizig|botulism|babybig"
+               r"|\bbig\s*-?\s*iv\b|vaccinia|anthrax"),
+    Spec("route-intravenous", "Intravenous route",
+         "Intravenous routes of administration in SNOMED CT, HL7 v3 "
+         "RouteOfAdministration and EDQM Standard Terms. The v3 code IV (intravenous "
+         "infusion) sits under _Infusion, not _IntravenousRoute, so every code is "
+         "listed rather than matched by hierarchy. Intravascular codes (SNOMED CT "
+         "445755006, v3 IVASCINFUS/IVASCINJ) are left out: they include intra-arterial "
+         "use.",
+         {"route_intravenous": None},
+         role="intravenous-route",
+         words=r"intravenous|\bi\.?v\.?\b|\bivig\b|\bigiv\b"),
+    Spec("route-extravascular", "Subcutaneous or intramuscular route",
+         "Subcutaneous and intramuscular routes of administration in SNOMED CT, HL7 v3 "
+         "RouteOfAdministration and EDQM Standard Terms. An immunoglobulin order by one "
+         "of these routes is not IVIG.",
+         {"route_subcutaneous": None, "route_intramuscular": None},
+         role="extravascular-route",
+         words=r"subcutaneous|\bsubcut\b|\bs\.?c\.?\b|\bsubq\b|\bsq\b|\bf?scig\b|intramuscular|\bi\.?m\.?\b"),
     Spec("corticosteroids", "Systemic corticosteroids",
          "Systemic glucocorticoids: ATC H02AB (glucocorticoids) and the named "
          "agents methylprednisolone, prednisolone and prednisone.\n\n"
@@ -539,9 +613,12 @@ def build_value_set(spec: Spec, selected: list[Row]) -> dict:
         contains += [{"system": system, "code": r["code"], "display": r["display"]}
                      for r in system_rows]
 
+    extensions = ([{"url": ORDER_ROLE, "valueCode": spec.role}] if spec.role else []) + (
+        [{"url": TEXT_PATTERN, "valueString": spec.words}] if spec.words else [])
     return {
         "resourceType": "ValueSet",
         "id": spec.id,
+        **({"extension": extensions} if extensions else {}),
         "url": url,
         "version": VERSION,
         "name": pascal_case(spec.id),
