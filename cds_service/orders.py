@@ -29,7 +29,14 @@ from .terminology import Terminology
 
 ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
 TEXT_PATTERN = "http://ivig-cds.org/fhir/StructureDefinition/text-pattern"
-ROLES = ("never-ivig", "ivig", "ivig-by-route", "intravenous-route", "extravascular-route")
+#: each role an ivig-order-role extension may give, and what it means (the review document shows these words)
+ROLES = {
+    "never-ivig": "never IVIG, whatever the route (checked first)",
+    "ivig": "IVIG, unless the route is subcutaneous or intramuscular",
+    "ivig-by-route": "IVIG only when the route is intravenous; with no route, one card says the route decides and no dose is offered",
+    "intravenous-route": "route: intravenous",
+    "extravascular-route": "route: subcutaneous or intramuscular",
+}
 _MEDICATION_RECORDS = ("MedicationRequest", "MedicationAdministration")
 
 
@@ -54,7 +61,7 @@ class OrderRules:
             if role is None:
                 continue
             if role not in ROLES:
-                raise ValueError(f"ValueSet {valueset.get('id')}: ivig-order-role {role!r} is not one of {ROLES}")
+                raise ValueError(f"ValueSet {valueset.get('id')}: ivig-order-role {role!r} is not one of {tuple(ROLES)}")
             self._valuesets[role].add(valueset["url"])
             words = text(extensions.get(TEXT_PATTERN, {}).get("valueString"))
             if words:

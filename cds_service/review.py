@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from .knowledge import CANONICAL_BASE, KnowledgeBase, Recommendation
+from .orders import ROLES
 from .regimen import describe_all
 
 _INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
@@ -43,6 +44,7 @@ def render(knowledge: KnowledgeBase) -> str:
             f"| {rec.action_id} | {titles[rec.plan_url]} | {_cell(rec.title)} | {rec.level_text} | {rec.direction or '—'} "
             f"| {_INDICATOR[rec.priority]} | {describe_all(rec.regimens) if rec.regimens else 'none stated'} |"
         )
+    lines += _order_rules(knowledge)
     for plan in plans:
         lines += ["", f"## {plan['title']}", "", plan.get("description", "")]
         for rec in by_plan.get(plan["url"], []):
@@ -52,6 +54,21 @@ def render(knowledge: KnowledgeBase) -> str:
         if resource["resourceType"] == "ValueSet":
             lines += _valueset(resource)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _order_rules(knowledge: KnowledgeBase) -> list[str]:
+    """What counts as an IVIG order, for a pharmacist: each rule, its ValueSets and the words it reads in free text."""
+    lines = ["", "## Which orders are IVIG", "",
+             "An order gets cards only when it is IVIG: normal human immunoglobulin given intravenously, decided by product "
+             "and route together. The medication's codes and words (text, displays) decide the product; the dosage's coded "
+             "route, its text and the medication's words decide the route. A route that is both intravenous and "
+             "extravascular counts as no route. Words are case-insensitive regular expressions.", "",
+             "| rule | ValueSets (codes listed below) | words in free text |", "|---|---|---|"]
+    for role, urls, patterns in knowledge.order_rules.describe():
+        sets = ", ".join(f"«{knowledge.title_of(u)}»" for u in urls) or "—"
+        words = "<br>".join(f"`{_cell(p)}`" for p in patterns) or "—"
+        lines.append(f"| {ROLES[role]} | {sets} | {words} |")
+    return lines
 
 
 def _recommendation(knowledge: KnowledgeBase, rec: Recommendation) -> list[str]:

@@ -106,3 +106,24 @@ def test_the_library_must_say_where_the_dosing_weight_comes_from(tmp_path: Path)
     target.write_text(json.dumps(library))
     with pytest.raises(DefinitionError, match="dataRequirement 'weight' the dosing weight is read from"):
         load(tmp_path)
+
+
+@pytest.mark.parametrize("extension, fault", [
+    ({"url": "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role", "valueCode": "maybe-ivig"}, "is not one of"),
+    ({"url": "http://ivig-cds.org/fhir/StructureDefinition/text-pattern", "valueString": "immun(e"}, "not a regular expression"),
+])
+def test_an_order_rule_the_service_cannot_apply_stops_start_up(tmp_path: Path, extension, fault):
+    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
+    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
+    target = tmp_path / "valuesets" / "ValueSet-hyperimmune-immunoglobulin.json"
+    valueset = json.loads(target.read_text())
+    valueset["extension"] = [e for e in valueset["extension"] if e["url"] != extension["url"]] + [extension]
+    target.write_text(json.dumps(valueset))
+    with pytest.raises(DefinitionError, match=fault):
+        load(tmp_path)
+
+
+def test_the_activity_definitions_give_the_route_a_suggestion_carries():
+    for path in sorted((ROOT / "plandefinitions").glob("ActivityDefinition-*.json")):
+        route = json.loads(path.read_text())["dosage"][0]["route"]
+        assert route["coding"] == [{"system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route"}]

@@ -116,6 +116,15 @@ RXNORM_INGREDIENT_NOTE = (
     "relationship (has_ingredient) rather than by these codes directly."
 )
 
+NDC_NOTE = (
+    "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
+    "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
+    "codes. The service matches package NDCs by their product part "
+    "(labeler-product, normalising hyphens and zero-padding), so every package "
+    "of a product is recognised. NDC displays are composed from the label's "
+    "brand name, generic name, strength and labeler; they are not official titles."
+)
+
 SPECS: list[Spec] = [
     # --- Diagnoses -----------------------------------------------------------
     Spec("gbs", "Guillain-Barré syndrome",
@@ -368,12 +377,7 @@ SPECS: list[Spec] = [
          "The ATC parent J06BA is deliberately NOT included: it also covers J06BA01 "
          "(extravascular/subcutaneous immunoglobulin); it is in "
          "`immunoglobulin-by-route`.\n\n"
-         "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
-         "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
-         "codes. The service matches package NDCs by their product part "
-         "(labeler-product, normalising hyphens and zero-padding), so every package "
-         "of a product is recognised. NDC displays are composed from the label's "
-         "brand name, generic name, strength and labeler; they are not official titles.",
+         + NDC_NOTE,
          {"ivig": exclude((ATC, "J06BA"))},
          role="ivig",
          words=r"\bivig\b|\bigiv\b|intravenous immun[eo]\s*-?\s*globulin|immun[eo]\s*-?\s*globulin intravenous"
@@ -388,12 +392,7 @@ SPECS: list[Spec] = [
          "immunoglobulin. An order for one of these is IVIG only when its route "
          "(coded, or in its text) is intravenous; with no route, the service says that "
          "the route decides and offers no dose.\n\n"
-         "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
-         "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
-         "codes. The service matches package NDCs by their product part "
-         "(labeler-product, normalising hyphens and zero-padding), so every package "
-         "of a product is recognised. NDC displays are composed from the label's "
-         "brand name, generic name, strength and labeler; they are not official titles.",
+         + NDC_NOTE,
          {"ivig_dual_route": None, "ivig": only((ATC, "J06BA")), "immunoglobulin_normal": None},
          role="ivig-by-route",
          words=r"immun[eo]\s*-?\s*globulin|immunoglobulin|gamma\s*-?\s*globulin|gammagard|gamunex|gammaked"),
@@ -402,12 +401,7 @@ SPECS: list[Spec] = [
          "subcutaneous or intramuscular) administration: ATC J06BA01 and the NDC "
          "products of subcutaneous brands. Never IVIG, whatever route an order "
          "gives: its dosing is different and the guideline does not cover it.\n\n"
-         "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
-         "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
-         "codes. The service matches package NDCs by their product part "
-         "(labeler-product, normalising hyphens and zero-padding), so every package "
-         "of a product is recognised. NDC displays are composed from the label's "
-         "brand name, generic name, strength and labeler; they are not official titles.",
+         + NDC_NOTE,
          {"ivig_subcutaneous_exclude": None, "scig": None},
          role="never-ivig",
          words=r"\bf?scig\b|hizentra|cuvitru|xembify|cutaquig|hyqvia|immun[eo]\s*-?\s*globulin subcutaneous"
@@ -418,12 +412,7 @@ SPECS: list[Spec] = [
          "cytomegalovirus ...), in ATC, SNOMED CT, RxNorm and NDC. Never IVIG, even "
          "when given intravenously (WinRho, Rhophylac, Cytogam): the guideline covers "
          "normal human immunoglobulin only.\n\n"
-         "NDC caveat: the NDC codes here are labeler-product codes (e.g. "
-         "44206-439), whereas FHIR NDC codings normally carry 10/11-digit package "
-         "codes. The service matches package NDCs by their product part "
-         "(labeler-product, normalising hyphens and zero-padding), so every package "
-         "of a product is recognised. NDC displays are composed from the label's "
-         "brand name, generic name, strength and labeler; they are not official titles.",
+         + NDC_NOTE,
          {"hyperimmune": None},
          role="never-ivig",
          words=r"hyperimmune|anti\s*-?\s*d\b|rho\s*\(?\s*d\s*\)?|rhogam|winrho|rhophylac|hyperrho"
@@ -647,19 +636,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("codes_csv", nargs="?", type=Path, default=DEFAULT_CSV,
                         help="path to codes.csv (default: %(default)s)")
-    csv_path = parser.parse_args().codes_csv.resolve()
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder to write to (default: %(default)s)")
+    args = parser.parse_args()
+    csv_path, out_dir = args.codes_csv.resolve(), args.out
     rows = read_rows(csv_path)
     known_keys = {row["concept_key"] for row in rows}
     print(f"Read {len(rows)} rows from {csv_path}")
 
-    OUT_DIR.mkdir(exist_ok=True)
+    out_dir.mkdir(exist_ok=True)
     written, empty = [], []
     missing_keys: dict[str, list[str]] = {}
     for spec in SPECS:
         for key in spec.sources:
             if key not in known_keys:
                 missing_keys.setdefault(key, []).append(spec.id)
-        out_path = OUT_DIR / f"ValueSet-{spec.id}.json"
+        out_path = out_dir / f"ValueSet-{spec.id}.json"
         selected = select_rows(spec, rows)
         if not selected:
             empty.append(spec)
@@ -672,7 +663,7 @@ def main() -> int:
                             encoding="utf-8")
         written.append((out_path, len(selected)))
 
-    print(f"\nWrote {len(written)} ValueSet files to {OUT_DIR}:")
+    print(f"\nWrote {len(written)} ValueSet files to {out_dir}:")
     for path, count in written:
         print(f"  {path.name} (codes: {count})")
 
