@@ -212,13 +212,15 @@ def _suggestion(order: dict, others: list[dict], regimen: Regimen, weight: Dosin
         del instruction["route"]
     resource = suggested_order(order, instruction, patient_id)
     has_id = bool(_reference(order))
-    actions = [{
+    actions: list[dict[str, Any]] = [{
         "type": "update" if has_id else "create",
         "description": f"{'Change the draft order to' if has_id else 'Order'} {label}",
         "resource": resource,
     }]
-    actions += [{"type": "delete", "description": f"Remove the other IVIG draft {_reference(o)}: the course above replaces it",
-                 "resourceId": [_reference(o)]} for o in others]
+    for other in others:  # _suggestions offers none unless every other draft has an id
+        reference = _reference(other)
+        actions.append({"type": "delete", "description": f"Remove the other IVIG draft {reference}: the course above replaces it",
+                        "resourceId": [reference]})
     return {"label": label, "uuid": str(uuid.uuid4()), "actions": actions}
 
 

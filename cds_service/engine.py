@@ -63,13 +63,14 @@ def evaluate(
     if not ivig_orders:
         return []
     course = Course(tuple(draft_dosage(o) for o in ivig_orders))
+    mine = {id(o) for o in ivig_orders}
     age = facts.age_years(today)
     standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
     inputs = named_inputs(
         facts,
         hook=hook,
         orders=ivig_orders,
-        other_orders=[o for o in draft_orders if not any(o is mine for mine in ivig_orders)],
+        other_orders=[o for o in draft_orders if id(o) not in mine],
         course=course,
         highest_total_per_kg=knowledge.highest_course_total_per_kg,
         dose_tolerance=policy.tolerance,

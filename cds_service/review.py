@@ -59,10 +59,10 @@ def render(knowledge: KnowledgeBase) -> str:
 def _order_rules(knowledge: KnowledgeBase) -> list[str]:
     """What counts as an IVIG order, for a pharmacist: each rule, its ValueSets and the words it reads in free text."""
     lines = ["", "## Which orders are IVIG", "",
-             "An order gets cards only when it is IVIG: normal human immunoglobulin given intravenously, decided by product "
-             "and route together. The medication's codes and words (text, displays) decide the product; the dosage's coded "
-             "route, its text and the medication's words decide the route. A route that is both intravenous and "
-             "extravascular counts as no route. Words are case-insensitive regular expressions.", "",
+             ("An order gets cards only when it is IVIG: normal human immunoglobulin given intravenously, decided by product "
+              "and route together. The medication's codes and words (text, displays) decide the product; the dosage's coded "
+              "route, its text and the medication's words decide the route. A route that is both intravenous and "
+              "extravascular counts as no route. Words are case-insensitive regular expressions."), "",
              "| rule | ValueSets (codes listed below) | words in free text |", "|---|---|---|"]
     for role, urls, patterns in knowledge.order_rules.describe():
         sets = ", ".join(f"«{knowledge.title_of(u)}»" for u in urls) or "—"
