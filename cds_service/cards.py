@@ -17,7 +17,7 @@ from typing import Any
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from .engine import Finding
-from .fhirjson import code_of, number, obj, objects, recorded_at, text
+from .fhirjson import code_of, number, obj, objects, recorded_at, reference_of, text
 from .regimen import UCUM, DosingWeight, Regimen, days_text, describe_all, fmt, magnitude
 
 INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
@@ -119,7 +119,7 @@ def _patient_facts(finding: Finding) -> list[str]:
         facts.append(f"Age: {finding.age_years} years (born {(finding.facts.patient or {}).get('birthDate', '?')})")
     if finding.recommendation.regimens or used & {"weightKg", "courseTotalPerKg"}:
         weight = finding.facts.weight
-        if weight is None or finding.weight is None:
+        if weight is None or finding.weight is None:  # finding.weight is None exactly when there is no weight
             per_kg = " No absolute dose is given; the regimen is stated per kg." if finding.recommendation.regimens else ""
             facts.append(f"Body weight: missing. {finding.facts.weight_note}{per_kg}")
         else:
@@ -181,7 +181,7 @@ def _suggestions(finding: Finding) -> list[dict]:
     if finding.comparison and finding.comparison.conforms:
         return []
     first, *others = finding.orders
-    if others and not all(_reference(o) for o in finding.orders):
+    if others and not all(reference_of(o) for o in finding.orders):
         return []
     patient_id = text((finding.facts.patient or {}).get("id"))
     return [_suggestion(first, others, regimen, weight, patient_id) for regimen in regimens]
@@ -211,14 +211,14 @@ def _suggestion(order: dict, others: list[dict], regimen: Regimen, weight: Dosin
     if not instruction["route"]:
         del instruction["route"]
     resource = suggested_order(order, instruction, patient_id)
-    has_id = bool(_reference(order))
+    has_id = bool(reference_of(order))
     actions: list[dict[str, Any]] = [{
         "type": "update" if has_id else "create",
         "description": f"{'Change the draft order to' if has_id else 'Order'} {label}",
         "resource": resource,
     }]
     for other in others:  # _suggestions offers none unless every other draft has an id
-        reference = _reference(other)
+        reference = reference_of(other)
         actions.append({"type": "delete", "description": f"Remove the other IVIG draft {reference}: the course above replaces it",
                         "resourceId": [reference]})
     return {"label": label, "uuid": str(uuid.uuid4()), "actions": actions}
@@ -266,10 +266,6 @@ def _valid(resource: dict) -> bool:
     except (ValueError, TypeError):
         return False
     return True
-
-
-def _reference(order: dict) -> str | None:
-    return f"{order.get('resourceType')}/{order['id']}" if isinstance(order.get("id"), str) and order["id"] else None
 
 
 def _number(value: Decimal) -> int | float:

@@ -40,6 +40,12 @@ def number(value: Any) -> Decimal | None:
     return result if result.is_finite() and abs(result) <= _LARGEST else None
 
 
+def reference_of(resource: dict) -> str | None:
+    """The "Type/id" by which a resource is referred to (in order-select selections, in a delete action), if it has an id."""
+    kind, resource_id = text(resource.get("resourceType")), text(resource.get("id"))
+    return f"{kind}/{resource_id}" if kind and resource_id else None
+
+
 def code_of(resource: dict, element: str) -> str | None:
     """The first coding's code of a CodeableConcept element (e.g. a Condition's clinicalStatus)."""
     codings = objects(obj(resource.get(element)).get("coding"))

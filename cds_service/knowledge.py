@@ -103,16 +103,14 @@ class KnowledgeBase:
     """The loaded definitions, the terminology, and an index from diagnosis ValueSet to recommendation."""
 
     def __init__(self, resources: dict[str, dict], terminology: Terminology, recommendations: Iterable[Recommendation],
-                 data_requirements: dict[str, dict] | None = None, regimens: Iterable[Regimen] = (),
-                 order_rules: OrderRules | None = None):
+                 data_requirements: dict[str, dict], regimens: Iterable[Regimen], order_rules: OrderRules):
         self.resources = resources  # file name -> resource, for export and review
         #: which orders are IVIG: the product and route rules of the ValueSets
-        self.order_rules = order_rules or OrderRules(
-            (r for r in resources.values() if r["resourceType"] == "ValueSet"), terminology)
+        self.order_rules = order_rules
         #: the highest course total, in g/kg, of any regimen the knowledge gives (the guideline's, for any indication)
         self.highest_course_total_per_kg: Decimal | None = max((r.total_per_kg for r in regimens), default=None)
         self.terminology = terminology
-        self.data_requirements = data_requirements or {}  # prefetch key -> FHIR DataRequirement
+        self.data_requirements = data_requirements  # prefetch key -> FHIR DataRequirement
         self.resource_types = tuple(sorted({r["resourceType"] for r in resources.values()}))
         self.recommendations = tuple(recommendations)
         self._position = {id(r): i for i, r in enumerate(self.recommendations)}  # definition order

@@ -24,6 +24,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from .fhirjson import reference_of
+
 SUPPORTED_HOOKS = ("order-select", "order-sign")
 
 # The hook definition says selections are relative references "Type/id" into draftOrders, e.g.
@@ -103,7 +105,7 @@ class HookRequest:
         if self.hook != "order-select":
             return self.draft_orders
         wanted = set(self.selections)
-        return tuple(order for order in self.draft_orders if _reference(order) in wanted)
+        return tuple(order for order in self.draft_orders if reference_of(order) in wanted)
 
 
 def parse_hook_request(body: bytes | str, served_hook: str) -> HookRequest:
@@ -237,7 +239,7 @@ def _selections(context: dict[str, Any], draft_orders: tuple[dict[str, Any], ...
     if not isinstance(value, list):
         raise RequestError(
             "context.selections is required for order-select and must be an array of 'Type/id' strings")
-    known = {_reference(order) for order in draft_orders}
+    known = {reference_of(order) for order in draft_orders}
     for index, selection in enumerate(value):
         path = f"context.selections[{index}]"
         if not isinstance(selection, str) or not _SELECTION.fullmatch(selection):
@@ -245,12 +247,6 @@ def _selections(context: dict[str, Any], draft_orders: tuple[dict[str, Any], ...
         if selection not in known:
             raise RequestError(f"{path} '{selection}' names no resource in context.draftOrders")
     return tuple(value)
-
-
-def _reference(resource: dict[str, Any]) -> str | None:
-    """The "Type/id" of a draft order: the form in which selections refer to it."""
-    resource_id = resource.get("id")
-    return f"{resource['resourceType']}/{resource_id}" if isinstance(resource_id, str) else None
 
 
 def _required_string(obj: dict[str, Any], key: str, path: str) -> str:

@@ -54,9 +54,11 @@ class DosePolicy:
     #: likewise for a child (under 18 years, or of unknown age): children's weight changes faster
     weight_max_age_days_child: int = 30
 
-    def weight_limit_days(self, age_years: int | None) -> int:
-        adult = age_years is not None and age_years >= ADULT_FROM_YEARS
-        return self.weight_max_age_days_adult if adult else self.weight_max_age_days_child
+    def weight_limit(self, age_years: int | None) -> tuple[int, str]:
+        """The oldest weight, in days, that may set a dose for a patient of this age, and whom that limit is for."""
+        if age_years is not None and age_years >= ADULT_FROM_YEARS:
+            return self.weight_max_age_days_adult, "adults"
+        return self.weight_max_age_days_child, "children" if age_years is not None else "patients of unknown age"
 
 
 ADULT_FROM_YEARS = 18
@@ -73,9 +75,7 @@ class WeightStanding:
 def weight_standing(weight: DosingWeight, age_years: int | None, today: date, policy: DosePolicy) -> WeightStanding:
     """A weight measured too long ago (or on a date we cannot read) still shows the per-kg arithmetic, but sets no dose."""
     days = weight.days_old(today)
-    limit = policy.weight_limit_days(age_years)
-    who = "adults" if limit == policy.weight_max_age_days_adult and age_years is not None and age_years >= ADULT_FROM_YEARS else (
-        "children" if age_years is not None else "patients of unknown age")
+    limit, who = policy.weight_limit(age_years)
     if days is None:
         return WeightStanding(False, "date of measurement not recorded: record a current weight; no dose is offered in grams")
     on = str(weight.measured)[:10]
