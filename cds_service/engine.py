@@ -85,7 +85,7 @@ def evaluate(
         candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
     findings: list[Finding] = []
     for rec in candidates:
-        if not rec.applies(inputs):
+        if not rec.applies(inputs, knowledge.definitions):
             continue
         comparison = compare(course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
         evidence, missing = _evidence(knowledge, rec, inputs)
