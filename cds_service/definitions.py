@@ -9,22 +9,23 @@ A name means one thing everywhere: two PlanDefinitions may declare the same name
 own) only with the same expression, so a call evaluates it once for all of them. Evaluation is lazy: a call computes
 only the definitions the candidate recommendations need, in dependency order, and keeps each value for the call.
 
-Membership definitions (`%base.where(element.memberOf('url'))`, optionally `.first()`) are the common, costly shape:
-fhirpathpy walks the collection item by item. They are answered from the terminology index directly, which gives
-the same collection (the tests compare both paths, and an independent FHIRPath engine, on the test patients).
+Membership definitions (`%base.where(element.memberOf('url'))`, optionally `.first()`, over a base input) are the
+common, costly shape: fhirpathpy walks the collection item by item. They are answered from the call's ConceptIndex
+directly, which gives the same collection (the tests compare both paths, and an independent FHIRPath engine, on the
+test patients), and each record's codes are looked up once per call, whichever definitions ask.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import fhirpathpy
 from fhirpathpy.models import models
 
-from .terminology import Terminology
+from .terminology import ConceptIndex, Terminology
 
 VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 #: names every FHIRPath engine supplies itself
@@ -41,6 +42,20 @@ class DefinitionFault(ValueError):
 
 
 @dataclass(frozen=True)
+class Membership:
+    """`%base.where(element.memberOf('url'))`, with `.first()` when `first`."""
+
+    base: str
+    element: str
+    url: str
+    first: bool
+
+    def __call__(self, values: Mapping[str, Any], index: ConceptIndex) -> list:
+        found = (r for r in values[self.base] if isinstance(r, dict) and index.member_of(_element(r, self.element), self.url))
+        return list(found)[:1] if self.first else list(found)
+
+
+@dataclass(frozen=True)
 class Expression:
     """A compiled FHIRPath expression with what it reads."""
 
@@ -49,8 +64,11 @@ class Expression:
     names: frozenset[str]  # the %names it reads
     valuesets: tuple[str, ...]  # the ValueSets its memberOf() calls name, in order
     run: Compiled
+    membership: Membership | None = None  # the same expression, answered from the call's index
 
-    def __call__(self, values: Mapping[str, Any]) -> list:
+    def __call__(self, values: Mapping[str, Any], index: ConceptIndex | None = None) -> list:
+        if self.membership is not None and index is not None:
+            return self.membership(values, index)
         return self.run({}, values)  # fhirpathpy copies the variables it is given
 
 
@@ -97,22 +115,11 @@ class Compiler:
             run({}, {name: [] for name in names})
         except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax errors
             raise DefinitionFault(f"FHIRPath {text!r} does not evaluate: {exc}") from exc
-        return Expression(text, expression.get("description", ""), names, valuesets,
-                          self._membership(text) or run)
-
-    def _membership(self, text: str) -> Compiled | None:
-        """The index path for `%base.where(element.memberOf('url'))[.first()]` over a base input, else None."""
         match = _MEMBERSHIP.match(text)
-        if match is None or match.group(1) not in self.base_names:
-            return None
-        base, element, url, first = match.groups()
-        member_of = self.terminology.member_of
-
-        def run(_resource: dict, values: Mapping[str, Any]) -> list:
-            found = [r for r in values[base] if isinstance(r, dict) and member_of(_element(r, element), url)]
-            return found[:1] if first else found
-
-        return run
+        membership = None
+        if match is not None and match.group(1) in self.base_names:
+            membership = Membership(match.group(1), match.group(2), match.group(3), bool(match.group(4)))
+        return Expression(text, expression.get("description", ""), names, valuesets, run, membership)
 
 
 def _element(resource: dict, name: str) -> Any:
@@ -149,7 +156,7 @@ class Definitions:
             declared[name] = known
         return declared
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Definition]:
         return iter(self._by_name.values())
 
     def closure(self, names: Iterable[str]) -> tuple[tuple[str, ...], frozenset[str]]:
@@ -174,7 +181,7 @@ class Definitions:
     def valuesets(self, names: Iterable[str]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(url for n in names for url in self._by_name[n].expression.valuesets))
 
-    def evaluate(self, name: str, values: dict[str, Any]) -> None:
+    def evaluate(self, name: str, values: dict[str, Any], index: ConceptIndex) -> None:
         """Sets values[name], once: the caller passes names in closure order."""
         if name not in values:
-            values[name] = self._by_name[name].expression(values)
+            values[name] = self._by_name[name].expression(values, index)

@@ -15,6 +15,7 @@ from typing import Any
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase, Recommendation
 from .orders import OrderKind
+from .terminology import ConceptIndex
 from .regimen import Comparison, Course, DosePolicy, WeightStanding, compare, draft_dosage, weight_standing
 
 
@@ -46,6 +47,7 @@ class Call:
     course: Course
     inputs: dict[str, Any]  # the base inputs by name; evaluation adds the named definitions it needs
     route_undetermined: bool
+    index: ConceptIndex  # which ValueSets hold each of the call's concepts, each looked up once
 
 
 def prepare(
@@ -72,6 +74,7 @@ def prepare(
         return None
     course = Course(tuple(draft_dosage(o) for o in ivig_orders))
     mine = {id(o) for o in ivig_orders}
+    index = ConceptIndex(knowledge.terminology)
     inputs = named_inputs(
         facts,
         hook=hook,
@@ -82,10 +85,10 @@ def prepare(
         dose_tolerance=policy.tolerance,
         route_undetermined=route_undetermined,
         is_ivig=rules.is_ivig,
-        is_known=knowledge.terminology.is_known,
+        is_known=index.is_known,
         today=today,
     )
-    return Call(ivig_orders, course, inputs, route_undetermined)
+    return Call(ivig_orders, course, inputs, route_undetermined, index)
 
 
 def evaluate(
@@ -107,42 +110,42 @@ def evaluate(
                    today=today, policy=policy)
     if call is None:
         return []
-    terminology = knowledge.terminology
     age = facts.age_years(today)
     standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
-    diagnoses = set().union(*(terminology.codings_in(c.get("code")) for c in facts.conditions))
+    diagnoses = set().union(*(call.index.valuesets(c.get("code")) for c in facts.conditions))
     candidates = knowledge.candidates(hook, diagnoses)
     if call.route_undetermined:
         candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
     findings: list[Finding] = []
     for rec in candidates:
-        if not rec.applies(call.inputs, knowledge.definitions):
+        if not rec.applies(call.inputs, knowledge.definitions, call.index):
             continue
         comparison = compare(call.course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
-        evidence, missing = _evidence(knowledge, rec, call.inputs)
+        evidence, missing = _evidence(knowledge, rec, call)
         findings.append(Finding(rec, call.orders, call.course, comparison, facts, standing, evidence, missing, age,
                                 knowledge.highest_course_total_per_kg))
     return findings
 
 
-def _evidence(knowledge: KnowledgeBase, rec: Recommendation, inputs: dict) -> tuple[tuple[dict, ...], tuple[str, ...]]:
+def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tuple[tuple[dict, ...], tuple[str, ...]]:
     """The coded facts on record that the recommendation looked at: every matching diagnosis,
     medication and procedure, and the latest result of each observed ValueSet (or its absence)."""
-    terminology = knowledge.terminology
+    inputs, index = call.inputs, call.index
     watched = set(rec.watched_valuesets)
-    found: list[dict] = []
+    found: dict[int, dict] = {}  # by identity: the same record reached twice is shown once
     for pool in ("conditionHistory", "medications", "procedures", "plannedProcedures"):
         for resource in inputs[pool]:
             concept = resource.get("code") or resource.get("medicationCodeableConcept")
-            if terminology.codings_in(concept) & watched and resource not in found:
-                found.append(resource)
+            if index.valuesets(concept) & watched:
+                found.setdefault(id(resource), resource)
     if "ivigCourses" in rec.inputs_used:
-        found += inputs["ivigCourses"][:3]  # the latest earlier courses the recommendation rests on
+        for course in inputs["ivigCourses"][:3]:  # the latest earlier courses the recommendation rests on
+            found.setdefault(id(course), course)
     missing = []
     for url in dict.fromkeys(rec.observed_valuesets + rec.watched_valuesets):  # each once, observed first
-        latest = next((o for o in inputs["observations"] if terminology.member_of(o.get("code"), url)), None)
-        if latest is not None and latest not in found:
-            found.append(latest)
-        elif latest is None and url in rec.observed_valuesets:
+        latest = next((o for o in inputs["observations"] if index.member_of(o.get("code"), url)), None)
+        if latest is not None:
+            found.setdefault(id(latest), latest)
+        elif url in rec.observed_valuesets:
             missing.append(knowledge.title_of(url))
-    return tuple(found), tuple(missing)
+    return tuple(found.values()), tuple(missing)

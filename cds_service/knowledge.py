@@ -24,7 +24,7 @@ from .inputs import BASE_INPUTS, WEIGHT_REQUIREMENT
 from .orders import OrderRules
 from .protocol import RequestError
 from .regimen import Regimen, RegimenError, regimen_from_activity
-from .terminology import Terminology
+from .terminology import ConceptIndex, Terminology
 
 CANONICAL_BASE = "http://ivig-cds.org/fhir"
 STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation"
@@ -91,7 +91,7 @@ class Recommendation:
     def level_text(self) -> str:
         return self.level.get("display", self.level["code"])
 
-    def applies(self, values: dict[str, Any], definitions: Definitions) -> bool:
+    def applies(self, values: dict[str, Any], definitions: Definitions, index: ConceptIndex) -> bool:
         """All applicability conditions true (an empty or non-boolean result is false), checked in order; a condition's
         named definitions are evaluated just before it, once per call (`values` keeps them), and not at all when an
         earlier condition fails.
@@ -101,8 +101,8 @@ class Recommendation:
         try:
             for condition in self.conditions:
                 for name in condition.needs:
-                    definitions.evaluate(name, values)
-                if condition.expression(values) != [True]:
+                    definitions.evaluate(name, values, index)
+                if condition.expression(values, index) != [True]:
                     return False
             return True
         except Exception as exc:  # fhirpathpy raises bare Exceptions for type errors in the data

@@ -119,3 +119,27 @@ def _codings(value: Any) -> list[Mapping[str, Any]]:
     if "code" in value:
         return [value]
     return []
+
+
+class ConceptIndex:
+    """One call's answers to "which ValueSets hold this concept?", each concept looked up once.
+
+    A call asks about the same records many times (each recommendation's facts, the card's evidence, which records
+    are coded at all). Keyed by the identity of the concept object: the call's data lives as long as the index, and
+    the index holds each concept it answered for, so an id is never reused within the call."""
+
+    def __init__(self, terminology: Terminology):
+        self._terminology = terminology
+        self._found: dict[int, tuple[Any, frozenset[str]]] = {}
+
+    def valuesets(self, concept: Any) -> frozenset[str]:
+        known = self._found.get(id(concept))
+        if known is None:
+            known = self._found[id(concept)] = (concept, frozenset(self._terminology.codings_in(concept)))
+        return known[1]
+
+    def member_of(self, concept: Any, url: str) -> bool:
+        return url in self.valuesets(concept)
+
+    def is_known(self, concept: Any) -> bool:
+        return bool(self.valuesets(concept))
