@@ -7,7 +7,7 @@ disease; diseases are ValueSets and FHIRPath conditions in the knowledge base.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -106,11 +106,13 @@ def evaluate(
     Each recommendation speaks at most once per call. When the only immunoglobulin orders are ones whose route
     decides (a dual-route product with no route), only the recommendations that speak of the route (read
     %routeUndetermined) are evaluated: the guideline's advice would be about a drug we cannot name yet."""
+    age = facts.age_years(today)
+    if facts.weight is not None and (implausible := policy.implausible(facts.weight, age)) is not None:
+        facts = replace(facts, weight=None, weight_note=implausible)  # a weight we cannot believe is no weight
     call = prepare(knowledge, hook=hook, selected_orders=selected_orders, draft_orders=draft_orders, facts=facts,
                    today=today, policy=policy)
     if call is None:
         return []
-    age = facts.age_years(today)
     standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
     diagnoses = set().union(*(call.index.valuesets(c.get("code")) for c in facts.conditions))
     candidates = knowledge.candidates(hook, diagnoses)

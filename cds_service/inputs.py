@@ -32,6 +32,9 @@ BASE_INPUTS = (
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
 )
 
+#: the oldest age taken as real: the service's policy, above the oldest verified human age
+MAX_AGE_YEARS = 125
+
 _NOT_A_DIAGNOSIS = {"refuted", "entered-in-error", "unconfirmed", "provisional", "differential"}
 _NOT_ON_RECORD = {"refuted", "entered-in-error"}
 _ACTIVE = {"active", "recurrence", "relapse"}
@@ -55,10 +58,13 @@ class PatientFacts:
     planned_procedures: list[dict] = field(default_factory=list)
 
     def age_years(self, today: date) -> int | None:
+        """Whole years at today; None when the birth date is missing, unreadable, in the future or more than
+        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one)."""
         born = _date((self.patient or {}).get("birthDate"))
-        if born is None:
+        if born is None or born > today:
             return None
-        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        return age if age <= MAX_AGE_YEARS else None
 
 
 def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
