@@ -21,6 +21,8 @@ from .fhirjson import code_of, number, obj, objects, recorded_at, reference_of, 
 from .regimen import UCUM, DosingWeight, Regimen, days_text, describe_all, fmt, magnitude
 
 INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
+#: the card extension (CDS Hooks 2.0 `extension`) listing the recommendation codes a decision card states
+STATES = "org.ivig-cds.states"
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 NON_ADHERENCE = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
 OVERRIDE_REASONS = (
@@ -33,12 +35,23 @@ DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
 
 
 def render(findings: Iterable[Finding]) -> list[dict]:
-    """Cards, most severe first (stable within a severity, i.e. in guideline order)."""
-    cards = [card(f) for f in findings]
-    return sorted(cards, key=lambda c: _SEVERITY[c["indicator"]])
+    """Cards, most severe first (stable within a severity, i.e. in guideline order).
+
+    A finding shown as a line (a reminder that holds for every order) goes at the end of the main card, the first
+    informational one, so it is read with the guidance rather than as one more card; alone, it is a card."""
+    findings = list(findings)
+    lines = [f for f in findings if f.recommendation.as_line]
+    shown = [f for f in findings if not f.recommendation.as_line] or lines
+    cards = sorted((card(f) for f in shown), key=lambda c: _SEVERITY[c["indicator"]])
+    if cards and shown is not lines and lines:
+        main = next((c for c in cards if c["indicator"] == "info"), cards[0])
+        main["detail"] += "\n\n" + "\n\n".join(f"**{f.recommendation.title}.** {f.recommendation.description}" for f in lines)
+    return cards
 
 
 def card(finding: Finding) -> dict:
+    if finding.alternatives:
+        return _decision_card(finding)
     rec = finding.recommendation
     indicator = INDICATOR[rec.priority]
     summary = _course_summary(finding) or rec.title
@@ -65,6 +78,43 @@ def card(finding: Finding) -> dict:
     links = [{"label": a.get("display") or a["url"], "url": a["url"], "type": "absolute"} for a in rec.links]
     if links:
         result["links"] = links
+    return result
+
+
+def _decision_card(decision: Finding) -> dict:
+    """One card for several recommendations the record cannot choose between: what decides first, then each
+    recommendation with its level and sentence. It is as severe as the most severe of them; it offers the regimen of
+    the one that gives a dose, and when the draft departs from that regimen, its summary says so."""
+    alternatives = [card(f) for f in decision.alternatives]
+    rec = decision.recommendation
+    lines = [f"**{rec.description}**", ""]
+    facts: dict[str, None] = {}
+    for finding, alternative in zip(decision.alternatives, alternatives, strict=True):
+        doc = finding.recommendation.documentation
+        lines += [f"**{_stance(finding)}:** {finding.recommendation.title}", "", f"> {doc['citation']}", ""]
+        if finding.recommendation.regimens:
+            comparison = finding.comparison
+            if comparison is not None and (comparison.conforms is not None or finding.course.stated):
+                lines += [comparison.statement, ""]
+            lines += [f"- {line}" for line in _regimen_lines(finding.recommendation.regimens, finding.facts.weight)] + [""]
+        facts.update(dict.fromkeys(_patient_facts(finding)))
+    if facts:
+        lines += ["**Patient facts**", ""] + [f"- {html.escape(f, quote=False)}" for f in facts] + [""]
+    departed = next((a for f, a in zip(decision.alternatives, alternatives, strict=True) if f.departs), None)
+    result = {
+        "uuid": str(uuid.uuid4()),
+        "summary": departed["summary"] if departed else rec.title,
+        "detail": "\n".join(lines).strip(),
+        "indicator": min((a["indicator"] for a in alternatives), key=_SEVERITY.__getitem__),
+        "source": {"label": rec.documentation.get("display", "EFNS guideline on IVIG in neurological diseases (2008)"),
+                   "url": rec.documentation["url"], "topic": rec.topic},
+        "extension": {STATES: [f.recommendation.action_id for f in decision.alternatives]},
+    }
+    offered = next((a for a in alternatives if a.get("suggestions")), None)
+    if offered is not None:
+        result["selectionBehavior"], result["suggestions"] = offered["selectionBehavior"], offered["suggestions"]
+    if result["indicator"] != "info":
+        result["overrideReasons"] = [dict(r) for r in OVERRIDE_REASONS]
     return result
 
 
@@ -127,6 +177,8 @@ def _patient_facts(finding: Finding) -> list[str]:
             facts.append(f"Body weight: {weight.stated}{converted}, {finding.weight.said}")
     if "courseTotalPerKg" in used:
         facts.append(finding.course.describe(finding.facts.weight) or "The draft course: dose or length not stated")
+    if "guidelineDiagnoses" in used:  # the diagnoses the indication would have to be among
+        facts += [_describe(c) for c in finding.facts.conditions] or ["Diagnoses: none on record"]
     facts += [_describe(r) for r in finding.evidence]
     facts += [f"{title}: no result on record" for title in finding.not_on_record]
     return facts

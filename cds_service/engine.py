@@ -33,6 +33,8 @@ class Finding:
     not_on_record: tuple[str, ...]  # titles of observed ValueSets with no result on record
     age_years: int | None
     highest_total_per_kg: Decimal | None  # the highest course total of any regimen in the knowledge
+    #: for a decision (a recommendation that stands for several), the findings of those that apply, in order
+    alternatives: tuple[Finding, ...] = ()
 
     @property
     def departs(self) -> bool:
@@ -85,7 +87,8 @@ def prepare(
         dose_tolerance=policy.tolerance,
         route_undetermined=route_undetermined,
         is_ivig=rules.is_ivig,
-        is_known=index.is_known,
+        index=index,
+        indications=knowledge.indications,
         today=today,
     )
     return Call(ivig_orders, course, inputs, route_undetermined, index)
@@ -126,6 +129,36 @@ def evaluate(
         evidence, missing = _evidence(knowledge, rec, call)
         findings.append(Finding(rec, call.orders, call.course, comparison, facts, standing, evidence, missing, age,
                                 knowledge.highest_course_total_per_kg))
+    findings = _decided(knowledge, findings, call, hook)
+    return [f for f in findings if _worth_saying_at_signing(f)] if hook == "order-sign" else findings
+
+
+def _worth_saying_at_signing(finding: Finding) -> bool:
+    """At signing, only what is wrong: a departure from the regimen, a warning (a recommendation against, a safety
+    finding), an unreadable order. The clinician saw the guidance when the order was selected; repeating it at
+    signing teaches them to click cards away."""
+    rec = finding.recommendation
+    return (finding.departs or rec.priority != "routine" or rec.direction == "against"
+            or any(_worth_saying_at_signing(a) for a in finding.alternatives))
+
+
+def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook: str) -> list[Finding]:
+    """Where two or more of the recommendations a decision stands for apply, the record cannot tell which one does
+    (the purpose of the order, the severity): one finding states them all, in place of theirs. Cards that contradict
+    each other would leave the clinician to find out what decides; the decision says it."""
+    for decision in knowledge.decisions:
+        chosen = [f for f in findings if f.recommendation.action_id in decision.alternatives]
+        if hook not in decision.hooks or len(chosen) < 2:
+            continue
+        if not decision.applies(call.inputs, knowledge.definitions, call.index):
+            continue
+        mine = {id(f) for f in chosen}
+        evidence = {id(r): r for f in chosen for r in f.evidence}
+        dosed = next((f for f in chosen if f.comparison is not None), chosen[0])
+        merged = replace(dosed, recommendation=decision, alternatives=tuple(chosen), evidence=tuple(evidence.values()),
+                         not_on_record=tuple(dict.fromkeys(t for f in chosen for t in f.not_on_record)))
+        at = findings.index(chosen[0])
+        findings = [f for f in findings[:at] if id(f) not in mine] + [merged] + [f for f in findings[at:] if id(f) not in mine]
     return findings
 
 

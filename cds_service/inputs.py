@@ -21,13 +21,14 @@ from typing import Any
 
 from .fhirjson import code_of, obj, recorded_at, text
 from .regimen import Course, DosingWeight, dosing_weight
+from .terminology import ConceptIndex
 
 #: the data requirement (prefetch key) that holds body weights: weights and lab results are both Observations
 WEIGHT_REQUIREMENT = "weight"
 
 #: the names named_inputs() supplies; the Library documents each
 BASE_INPUTS = (
-    "hook", "patient", "ageYears", "conditions", "conditionHistory", "weightKg", "observations", "medications",
+    "hook", "patient", "ageYears", "conditions", "conditionHistory", "guidelineDiagnoses", "weightKg", "observations", "medications",
     "ivigCourses", "procedures", "plannedProcedures", "order", "orderDays", "orderDosePerKgPerDay", "courseTotalPerKg",
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
 )
@@ -110,14 +111,17 @@ def named_inputs(
     dose_tolerance: Decimal,
     route_undetermined: bool,
     is_ivig: Callable[[dict], bool],
-    is_known: Callable[[Any], bool],
+    index: ConceptIndex,
+    indications: frozenset[str],
     today: date,
 ) -> dict[str, Any]:
-    """The %names for the IVIG draft orders of one call, taken as one course. `is_known(concept)`: is the code in a
-    loaded ValueSet."""
+    """The %names for the IVIG draft orders of one call, taken as one course. `indications`: the diagnosis ValueSets
+    some recommendation is for."""
 
     def coded(resources: Iterable[dict], element: str = "code") -> list[dict]:
-        return [r for r in resources if is_known(r.get(element))]
+        return [r for r in resources if index.is_known(r.get(element))]
+
+    conditions = coded(facts.conditions)
 
     draft = course.single
     per_kg = draft.per_kg_per_day(facts.weight) if draft is not None else None
@@ -130,8 +134,9 @@ def named_inputs(
         "hook": hook,
         "patient": facts.patient or [],
         "ageYears": age if age is not None else [],
-        "conditions": coded(facts.conditions),
+        "conditions": conditions,
         "conditionHistory": coded(facts.condition_history),
+        "guidelineDiagnoses": [c for c in conditions if index.valuesets(c.get("code")) & indications],
         "weightKg": facts.weight.kg if facts.weight else [],
         "observations": coded(facts.observations),
         "medications": coded(facts.medications + other_medications, "medicationCodeableConcept"),

@@ -30,6 +30,12 @@ CANONICAL_BASE = "http://ivig-cds.org/fhir"
 STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation"
 QUALITY = "http://hl7.org/fhir/StructureDefinition/cqf-qualityOfEvidence"
 DIRECTION = "http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-directionOfRecommendation"
+#: on an action that stands for several recommendations when the record cannot tell which applies (valueId: an action id)
+DECIDES_BETWEEN = f"{CANONICAL_BASE}/StructureDefinition/decides-between"
+#: the level of such an action: it has none of its own, each recommendation it states keeps its own
+#: on an action whose finding is a line in the main card rather than a card of its own (valueCode "line")
+SHOWN_AS = f"{CANONICAL_BASE}/StructureDefinition/shown-as"
+DECISION_LEVEL = {"code": "decision", "display": "What decides between the guideline's recommendations"}
 KNOWLEDGE_DIRS = ("valuesets", "plandefinitions")
 #: DataRequirement codeFilter.path / sort.path the service can turn into a FHIR search parameter
 SEARCH_PARAMETERS = {"code": "code", "status": "status", "effective": "date", "performed": "date",
@@ -86,6 +92,11 @@ class Recommendation:
     regimens: tuple[Regimen, ...]
     selection_behavior: str | None
     source_file: str
+    #: action ids of the recommendations this one stands for when two or more of them apply: the record cannot tell
+    #: which (the purpose of the order, the severity), so one card states them all and what decides
+    alternatives: tuple[str, ...] = ()
+    #: said as a line in the main card, not as a card of its own (a reminder that holds for every order)
+    as_line: bool = False
 
     @property
     def level_text(self) -> str:
@@ -129,7 +140,13 @@ class KnowledgeBase:
         self._position = {id(r): i for i, r in enumerate(self.recommendations)}  # definition order
         self._by_indication: dict[str, list[Recommendation]] = defaultdict(list)
         self._always: list[Recommendation] = []
+        #: the diagnosis ValueSets some recommendation is for: a patient with none of them is outside the guideline
+        self.indications = frozenset(url for rec in self.recommendations for url in rec.indications)
+        #: the actions that stand for several recommendations, in definition order (the engine applies them last)
+        self.decisions = tuple(r for r in self.recommendations if r.alternatives)
         for rec in self.recommendations:
+            if rec.alternatives:
+                continue
             if rec.indications:
                 for url in rec.indications:
                     self._by_indication[url].append(rec)
@@ -196,8 +213,28 @@ def load(root: Path | str) -> KnowledgeBase:
         recommendations += [_recommendation(path, plan, action, compiler, declared, definitions, regimens)
                             for action in plan.get("action", [])]
     recommendations.sort(key=_order_in({r["url"]: r for _, r in by_type["CodeSystem"]}))
+    _check_actions(recommendations)
     requirements = _data_requirements(by_type["PlanDefinition"], libraries, terminology)
     return KnowledgeBase(resources, terminology, recommendations, requirements, regimens.values(), order_rules, definitions)
+
+
+def _check_actions(recommendations: list[Recommendation]) -> None:
+    """Action ids are unique (they are the cards' topic codes); every action a decision names is a recommendation
+    (not itself a decision), in one decision at most."""
+    by_id: dict[str, Recommendation] = {}
+    for rec in recommendations:
+        if by_id.setdefault(rec.action_id, rec) is not rec:
+            raise DefinitionError(rec.source_file, f"action id {rec.action_id} is used twice")
+    claimed: dict[str, str] = {}
+    for decision in (r for r in recommendations if r.alternatives):
+        for action_id in decision.alternatives:
+            other = by_id.get(action_id)
+            if other is None or other.alternatives:
+                raise DefinitionError(decision.source_file, f"action {decision.action_id}: decides between {action_id}, "
+                                                            "which is not a recommendation")
+            if claimed.setdefault(action_id, decision.action_id) != decision.action_id:
+                raise DefinitionError(decision.source_file, f"action {decision.action_id}: {action_id} is already "
+                                                            f"decided by {claimed[action_id]}")
 
 
 def _base_inputs(libraries: list[tuple[Path, dict]]) -> set[str]:
@@ -283,9 +320,18 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, de
     if priority not in _PRIORITIES:
         raise DefinitionError(path, f"{where}: priority must be one of {_PRIORITIES}")
     documentation = need(action.get("documentation"), "documentation citing the guideline")[0]
-    need(documentation.get("citation"), "documentation[0].citation (the guideline sentence)")
+    alternatives = tuple(e.get("valueId") for e in action.get("extension", []) if e.get("url") == DECIDES_BETWEEN)
     extensions = {e["url"]: e.get("valueCodeableConcept", {}).get("coding", [{}])[0] for e in action.get("extension", [])}
-    level = need(extensions.get(STRENGTH), "the cqf-strengthOfRecommendation extension (EFNS level)")
+    if alternatives:  # it quotes the recommendations it decides between, each with its own sentence and level
+        if len(set(alternatives)) < 2 or not all(alternatives):
+            raise DefinitionError(path, f"{where}: decides-between needs two or more action ids")
+        if STRENGTH in extensions or "citation" in documentation:
+            raise DefinitionError(path, f"{where}: an action that decides between recommendations has no level or citation of its own")
+        need(action.get("description"), "description (what decides between the recommendations)")
+        level = DECISION_LEVEL
+    else:
+        need(documentation.get("citation"), "documentation[0].citation (the guideline sentence)")
+        level = need(extensions.get(STRENGTH), "the cqf-strengthOfRecommendation extension (EFNS level)")
     topic = need((action.get("code") or [{}])[0].get("coding", [None])[0], "code (the recommendation's topic Coding)")
     hooks = frozenset(t["name"] for t in action.get("trigger", []) if t.get("type") == "named-event")
     need(hooks, "a named-event trigger")
@@ -341,4 +387,6 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, de
         regimens=tuple(chosen),
         selection_behavior=action.get("selectionBehavior"),
         source_file=path.name,
+        alternatives=alternatives,
+        as_line=any(e.get("url") == SHOWN_AS and e.get("valueCode") == "line" for e in action.get("extension", [])),
     )

@@ -207,6 +207,7 @@ def _schemas(ids: list[str], hooks: list[str]) -> dict[str, Any]:
                 "selectionBehavior": {"type": "string", "enum": ["at-most-one", "any"]},
                 "overrideReasons": {"type": "array", "minItems": 1, "items": _ref("OverrideReasonCoding")},
                 "links": {"type": "array", "minItems": 1, "items": _ref("Link")},
+                "extension": _ref("Extension"),
             },
             # "If suggestions are present, selectionBehavior MUST also be provided."
             "anyOf": [{"not": {"required": ["suggestions"]}}, {"required": ["selectionBehavior"]}],

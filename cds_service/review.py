@@ -73,6 +73,8 @@ def _order_rules(knowledge: KnowledgeBase) -> list[str]:
 
 
 def _recommendation(knowledge: KnowledgeBase, rec: Recommendation) -> list[str]:
+    if rec.alternatives:
+        return _decision(rec)
     doc = rec.documentation
     evidence = rec.evidence.get("display") if rec.evidence else "not stated with the recommendation"
     lines = [
@@ -98,6 +100,18 @@ def _recommendation(knowledge: KnowledgeBase, rec: Recommendation) -> list[str]:
     else:
         lines.append("- **Regimen:** none stated by the guideline for this recommendation; the card gives no dose")
     return lines
+
+
+def _decision(rec: Recommendation) -> list[str]:
+    return [
+        "",
+        f"### {rec.action_id}: {rec.title}",
+        "",
+        f"- **Stands for** {', '.join(rec.alternatives)} when two or more of them apply: one card states each of them "
+        "(its level and sentence) in place of their cards, as severe as the most severe of them.",
+        f"- **What decides** (the card's first line): {rec.description}",
+        f"- **Card:** on {', '.join(sorted(rec.hooks))}",
+    ] + [f"- **Only when also:** {c.expression.description} `{c.expression.text}`" for c in rec.conditions]
 
 
 def _definitions(knowledge: KnowledgeBase) -> list[str]:

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import re
 
+from cds_service.cards import STATES
+
 
 def assert_states(card: dict, *, indicator: str, level: str, sentence: str, topic: str | None = None) -> None:
     """The card has `indicator`, states the recommendation's `level` and quotes its guideline `sentence`, and its
-    summary is short (under 140 characters); with `topic`, its source topic is that recommendation code."""
+    summary is short (under 140 characters); with `topic`, its source topic is that recommendation code, or a
+    decision that states it among others."""
     assert card["indicator"] == indicator
     assert level in card["detail"]
     assert sentence in card["detail"]
     if topic is not None:
-        assert card["source"]["topic"]["code"] == topic
+        assert topic in stated_topics(card)
     assert len(card["summary"]) < 140
+
+
+def stated_topics(card: dict) -> list[str]:
+    """The recommendation codes a card states: its own, or for a decision, the ones it states (its extension)."""
+    return card.get("extension", {}).get(STATES, [card["source"]["topic"]["code"]])
 
 
 def assert_warning_without_suggestions(card: dict, *, stating: str) -> None:

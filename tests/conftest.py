@@ -10,6 +10,7 @@ pytest_plugins = ["tests.fhir_server_fixtures"]  # the real FHIR server fixtures
 from cds_service.app import create_app
 from cds_service.auth import AuthSettings
 from cds_service.config import Settings
+from tests.card_checks import stated_topics
 from tests.fhir_data import days_ago, hook_request, ivig_order, prefetch, weight
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,14 @@ def cds(client):
 
 
 def topics(cards: list[dict]) -> dict[str, dict]:
-    """Cards by recommendation code (source.topic.code)."""
-    return {c["source"]["topic"]["code"]: c for c in cards}
+    """Cards by recommendation code (source.topic.code). A card that decides between recommendations (the record
+    cannot tell which applies) states each of them: it is found under each of their codes too."""
+    found: dict[str, dict] = {}
+    for card in cards:
+        found[card["source"]["topic"]["code"]] = card
+        for code in stated_topics(card):
+            found.setdefault(code, card)
+    return found
 
 
 @pytest.fixture()

@@ -27,9 +27,19 @@ def _creatinine_umol(value: float, *, high: float | None = None) -> dict:
     return observation("14682-9", value, UMOL, high=high, when=days_ago(3))
 
 
-def _record(conditions: list[dict], *, kg: float | None = 70, weighed: int = 2, labs: list[dict] = (), born: str = "1970-05-01",
-            **more: Any) -> dict:
+def monitoring_labs() -> list[dict]:
+    """The results an admission for IVIG usually has: full blood count, liver enzymes, renal function, all normal."""
+    return [observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(1)),
+            observation("777-3", 250, "10*3/uL", low=150, high=400, when=days_ago(1)),
+            observation("1742-6", 24, "U/L", low=7, high=56, when=days_ago(1)),
+            _egfr(92, low=60, when=1)]
+
+
+def _record(conditions: list[dict], *, kg: float | None = 70, weighed: int = 2, labs: list[dict] | None = None,
+            born: str = "1970-05-01", **more: Any) -> dict:
+    """A record with the usual admission labs unless `labs` says otherwise (`labs=[]`: none on record)."""
     weights = [weight(kg, when=days_ago(weighed))] if kg is not None else []
+    labs = monitoring_labs() if labs is None else labs
     return prefetch(conditions=conditions, weights=weights, labs=list(labs), patient_resource=patient(born), **more)
 
 
@@ -43,9 +53,11 @@ def _sign(record: dict, **order: Any) -> dict:
 
 def catalogue() -> dict[str, dict]:
     """Name -> hook request, built anew on each call (dates are relative to today)."""
-    normal_labs = [_egfr(92, low=60), observation("718-7", 13.5, "g/dL")]
     return {
-        "GBS, ICD-10-CM, 5 days from onset": _select(_record([condition("G61.0", onset=days_ago(5))], labs=normal_labs)),
+        "GBS, ICD-10-CM, 5 days from onset": _select(_record([condition("G61.0", onset=days_ago(5))])),
+        "GBS, no labs on record": _select(_record([condition("G61.0", onset=days_ago(5))], labs=[])),
+        "GBS, platelets low": _select(_record([condition("G61.0", onset=days_ago(5))],
+                                               labs=monitoring_labs() + [observation("777-3", 60, "10*3/uL", low=150, high=400, when=days_ago(0))])),
         "GBS, SNOMED CT, child of 9": _select(_record([condition("40956001", SNOMED, onset=days_ago(3))], kg=28, born="2017-03-01")),
         "GBS, WHO ICD-10, signed as guideline": _sign(_record([condition("G61.0", ICD10, onset=days_ago(4))]), daily_g=28, days=5),
         "GBS, 2 g/kg in 2 days, signed": _sign(_record([condition("G61.0", onset=days_ago(2))]), daily_g=70, days=2),
@@ -57,7 +69,7 @@ def catalogue() -> dict[str, dict]:
                                                         medications=[corticosteroid("H02AB04", "methylprednisolone")])),
         "GBS, 10-fold overdose, signed": _sign(_record([condition("G61.0", onset=days_ago(2))]), daily_g=280, days=5),
         "Miller Fisher, SNOMED CT": _select(_record([condition("1767005", SNOMED, onset=days_ago(4))])),
-        "CIDP, untreated, ICD-10-CM": _select(_record([condition("G61.81")], labs=normal_labs)),
+        "CIDP, untreated, ICD-10-CM": _select(_record([condition("G61.81")])),
         "CIDP, WHO ICD-10 G61.8": _select(_record([condition("G61.8", ICD10)])),
         "CIDP on prednisone, earlier courses": _select(_record([condition("G61.81")], medications=[corticosteroid()],
                                                                 administrations=[earlier_ivig_course(28)])),
@@ -85,9 +97,9 @@ def catalogue() -> dict[str, dict]:
         "MGUS with neuropathy G63": _select(_record([condition("D47.2"), condition("G63")])),
         "Rasmussen encephalitis, child": _select(_record([condition("230191005", SNOMED)], kg=25, born="2018-01-01")),
         "West syndrome, infant": _select(_record([condition("G40.822")], kg=8, born="2026-01-15")),
-        "GBS, eGFR 24 with no range": _select(_record([condition("G61.0", onset=days_ago(3))], labs=[_egfr(24)])),
-        "GBS, creatinine 240 umol/L with no range": _select(_record([condition("G61.0", onset=days_ago(3))], labs=[_creatinine_umol(240)])),
-        "GBS, eGFR 78 against a range from 90": _select(_record([condition("G61.0", onset=days_ago(3))], labs=[_egfr(78, low=90)])),
+        "GBS, eGFR 24 with no range": _select(_record([condition("G61.0", onset=days_ago(3))], labs=monitoring_labs()[:3] + [_egfr(24)])),
+        "GBS, creatinine 240 umol/L with no range": _select(_record([condition("G61.0", onset=days_ago(3))], labs=monitoring_labs()[:3] + [_creatinine_umol(240)])),
+        "GBS, eGFR 78 against a range from 90": _select(_record([condition("G61.0", onset=days_ago(3))], labs=monitoring_labs()[:3] + [_egfr(78, low=90)])),
         "GBS, CKD stage 4": _select(_record([condition("G61.0", onset=days_ago(3)), condition("N18.4")])),
         "CIDP, jugular vein thrombosis I82.C1": _select(_record([condition("G61.81"), condition("I82.C11", clinical="resolved")])),
         "CIDP, deep vein thrombosis history": _select(_record([condition("G61.81"), condition("I82.401", clinical="resolved")])),

@@ -57,7 +57,8 @@ def test_a_draft_order_that_departs_makes_the_action_urgent(client):
 
 def test_safety_plan_applies_to_any_patient(client):
     actions = apply(client, "efns-ivig-safety", parameters(patient())).get_json()["contained"][0]["action"]
-    assert {a["id"] for a in actions} == {"SAFE-1", "SAFE-weight"}
+    # a patient with nothing on record: no monitoring results, no diagnosis the guideline covers, no weight
+    assert {a["id"] for a in actions} == {"SAFE-1-results", "SAFE-stewardship", "SAFE-weight"}
 
 
 def test_a_plan_that_does_not_apply_gives_a_careplan_without_actions(client):

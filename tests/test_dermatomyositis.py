@@ -17,7 +17,7 @@ def dm_cards(cards_by_topic, **data) -> dict[str, dict]:
     return cards_by_topic(**{"conditions": [condition("M33.10", display="Other dermatomyositis, organ involvement unspecified")], **data})
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("hook", ["order-select"])  # at signing only what is wrong: tests/test_signing.py
 @pytest.mark.parametrize("topic, data, indicator, level, sentence", [
     ("DM-1", ON_PREDNISONE, "info", "Level B",
      "IVIG is recommended as a second-line treatment in combination with prednisone for patients with DM who have "
@@ -27,7 +27,7 @@ def dm_cards(cards_by_topic, **data) -> dict[str, dict]:
      "steroids in patients with DM (level C)."),
     ("DM-3", NO_CORTICOSTEROID, "warning", "Good practice point",
      "IVIG is not recommended as monotherapy for DM (good practice point)."),
-    ("DM-4", NO_CORTICOSTEROID, "info", "Good practice point",
+    ("DM-4", NO_CORTICOSTEROID, "warning", "Good practice point",  # stated with DM-3: severity decides
      "In severe, life-threatening DM IVIG can be considered as the first-line treatment together with other "
      "immunosuppressive therapy (good practice point)."),
 ])
@@ -48,7 +48,7 @@ def test_ivig_alone_is_a_monotherapy_warning_without_suggestions(cards_by_topic,
 
 @pytest.mark.parametrize("data", [ON_PREDNISONE, DRAFTED_PREDNISONE], ids=["active", "drafted"])
 def test_on_prednisone_ivig_is_an_add_on_not_monotherapy(cards_by_topic, data):
-    cards = dm_cards(cards_by_topic, hook="order-sign", **data)
+    cards = dm_cards(cards_by_topic, **data)
     assert {"DM-1", "DM-2"} <= set(cards)
     assert "DM-3" not in cards and "DM-4" not in cards
     assert "H02AB07" in cards["DM-1"]["detail"]  # the corticosteroid it rests on is shown
@@ -61,9 +61,9 @@ def test_a_past_corticosteroid_course_does_not_make_it_combination_therapy(cards
 
 
 @pytest.mark.parametrize("data", [NO_CORTICOSTEROID, ON_PREDNISONE], ids=["alone", "on-prednisone"])
-@pytest.mark.parametrize("order, hook", [(None, "order-select"), (ivig_order(daily_g=28, days=5), "order-sign")])
-def test_no_dose_is_stated_so_none_is_offered(cards_by_topic, data, order, hook):
-    cards = dm_cards(cards_by_topic, order=order, hook=hook, **data)
+@pytest.mark.parametrize("order", [None, ivig_order(daily_g=28, days=5)], ids=["undosed", "dosed"])
+def test_no_dose_is_stated_so_none_is_offered(cards_by_topic, data, order):
+    cards = dm_cards(cards_by_topic, order=order, **data)
     shown = [topic for topic in cards if topic in CHAPTER]
     assert len(shown) == 2
     for topic in shown:

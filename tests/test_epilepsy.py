@@ -45,7 +45,7 @@ EVERY_RECOMMENDATION = [
 ]
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("hook", ["order-select"])  # at signing only what is wrong: tests/test_signing.py
 @pytest.mark.parametrize("topic, conditions, level, sentence", EVERY_RECOMMENDATION, ids=[c[0] for c in EVERY_RECOMMENDATION])
 def test_each_recommendation_fires_as_info_with_its_level_and_sentence(cards_by_topic, hook, topic, conditions, level, sentence):
     card = epilepsy_cards(cards_by_topic, hook=hook, conditions=conditions)[topic]
@@ -84,7 +84,7 @@ def test_with_70_kg_four_and_five_days_are_offered_as_alternatives(cards_by_topi
 
 @pytest.mark.parametrize("days", [4, 5])
 def test_a_draft_of_28_g_for_4_or_5_days_follows_the_regimen(cards_by_topic, days):
-    card = epilepsy_cards(cards_by_topic, order=ivig_order(daily_g=28, days=days), hook="order-sign")["EPI-1"]
+    card = epilepsy_cards(cards_by_topic, order=ivig_order(daily_g=28, days=days), hook="order-select")["EPI-1"]
     assert_follows_the_regimen(card)
 
 
@@ -102,7 +102,7 @@ def test_a_diagnosis_that_is_not_current_gives_no_card_of_the_chapter(cards_by_t
     conditions = [rasmussen(**status), west(**status), lennox_gastaut(**status), landau_kleffner(**status)]
     cards = epilepsy_cards(cards_by_topic, conditions=conditions)
     assert not [code for code in cards if code in CHAPTER]
-    assert "SAFE-1" in cards  # the order is still an IVIG order
+    assert "SAFE-stewardship" in cards  # the order is still an IVIG order, for no diagnosis the guideline covers
 
 
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):

@@ -16,7 +16,7 @@ def ibm_cards(cards_by_topic, **data) -> dict[str, dict]:
     return cards_by_topic(**{"conditions": [condition("G72.41", display="Inclusion body myositis [IBM]")], **data})
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("hook", ["order-select"])  # at signing only what is wrong: tests/test_signing.py
 @pytest.mark.parametrize("code, system", [
     ("G72.41", "http://hl7.org/fhir/sid/icd-10-cm"), ("72315009", SNOMED), ("1144926009", SNOMED),
 ])

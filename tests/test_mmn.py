@@ -20,7 +20,7 @@ def mmn_cards(cards_by_topic, **data) -> dict[str, dict]:
     return cards_by_topic(**{"conditions": [mmn()], **data})
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("hook", ["order-select"])  # at signing only what is wrong: tests/test_signing.py
 @pytest.mark.parametrize("topic, data, indicator, level, sentence", [
     ("MMN-1", {}, "info", "Level A",
      "As there is no other treatment of proven benefit, the recommendation is to use IVIG (2 g/kg in 2–5 days) "
@@ -87,7 +87,7 @@ def test_with_70_kg_the_two_ends_of_the_range_are_offered_as_alternatives(cards_
 
 @pytest.mark.parametrize("daily_g, days", DRAFTS_WITHIN_THE_RANGE)
 def test_a_draft_within_the_range_follows_the_regimen(cards_by_topic, daily_g, days):
-    card = mmn_cards(cards_by_topic, order=ivig_order(daily_g=daily_g, days=days), hook="order-sign")["MMN-1"]
+    card = mmn_cards(cards_by_topic, order=ivig_order(daily_g=daily_g, days=days), hook="order-select")["MMN-1"]
     assert_follows_the_regimen(card)
 
 

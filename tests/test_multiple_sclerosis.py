@@ -55,8 +55,8 @@ ADD_ON_SENTENCE = ("IVIG does not seem to have any valuable effect as add-on the
                    "exacerbations (level B) and cannot be recommended as treatment for chronic symptoms in MS (level A).")
 
 EVERY_RECOMMENDATION = [
-    ("MS-1", {}, "info", "Level B", RRMS_SENTENCE),
-    ("MS-2", {"conditions": [rrms(), pregnant()]}, "info", "Good practice point", RRMS_SENTENCE),
+    ("MS-1", {}, "warning", "Level B", RRMS_SENTENCE),  # stated with MS-5: the purpose decides
+    ("MS-2", {"conditions": [rrms(), pregnant()]}, "warning", "Good practice point", RRMS_SENTENCE),
     ("MS-3", {"conditions": [spms()]}, "warning", "Level A",
      "IVIG cannot be recommended for treatment in secondary progressive MS (level A)."),
     ("MS-4", {"medications": [methylprednisolone()]}, "warning", "Level B", ADD_ON_SENTENCE),
@@ -67,7 +67,7 @@ EVERY_RECOMMENDATION = [
 ]
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("hook", ["order-select"])  # at signing only what is wrong: tests/test_signing.py
 @pytest.mark.parametrize("topic, data, indicator, level, sentence", EVERY_RECOMMENDATION, ids=[c[0] for c in EVERY_RECOMMENDATION])
 def test_each_recommendation_fires_with_its_indicator_level_and_sentence(cards_by_topic, hook, topic, data, indicator, level, sentence):
     card = ms_cards(cards_by_topic, hook=hook, **data)[topic]
@@ -111,16 +111,19 @@ def test_ms_cards_never_suggest_or_state_an_absolute_daily_dose(cards_by_topic, 
     cards = ms_cards(cards_by_topic, order=order, hook="order-sign", conditions=conditions,
                      medications=[methylprednisolone()])
     ms = [cards[code] for code in CHAPTER if code in cards]
-    assert len(ms) >= 3
+    assert len(ms) >= 2
     for card in ms:
         assert "suggestions" not in card, card["source"]["topic"]["code"]
         assert not re.search(r"\d g/day", card["detail"]), card["detail"]
 
 
-def test_the_rrms_card_quotes_trial_doses_as_trial_doses(cards_by_topic):
-    detail = ms_cards(cards_by_topic)["MS-1"]["detail"]
-    assert "The guideline recommends no dose" in detail
-    assert "Trial doses, not recommendations" in detail and "0.15-0.2 g/kg every 4 weeks" in detail
+def test_the_rrms_card_states_what_decides_and_gives_no_dose(cards_by_topic):
+    """RRMS alone: second or third line when conventional therapy is not tolerated (MS-1), or not for chronic
+    symptoms (MS-5); the purpose decides, and the guideline recommends no dose for either."""
+    card = ms_cards(cards_by_topic)["MS-1"]
+    assert card["source"]["topic"]["code"] == "MS-purpose" and "The purpose of the order is not coded" in card["detail"]
+    assert card["extension"]["org.ivig-cds.states"] == ["MS-1", "MS-5"]
+    assert "suggestions" not in card and not re.search(r"\d g/day", card["detail"])
 
 
 # --- patient facts --------------------------------------------------------------------------------------
@@ -147,14 +150,11 @@ def test_the_pregnancy_card_needs_a_pregnancy_and_a_course_that_is_not_progressi
     assert ("MS-2" in ms_cards(cards_by_topic, conditions=conditions)) is fires
 
 
-def test_a_post_partum_code_alone_does_not_bring_the_pregnancy_card(cards_by_topic):
-    """The abstract recommends IVIG in relapses 'during pregnancy or post-partum period'; the body's recommendation
-    sentence ("... and in particular in pregnancy where other therapies may not be used (good clinical practice
-    point)") names pregnancy only, and the body governs. Post-partum is class IV evidence of a reduced relapse rate
-    after childbirth, not a recommendation: MS-2 fires on a pregnancy, not on a post-partum state."""
+def test_a_post_partum_code_brings_the_pregnancy_card(cards_by_topic):
+    """The abstract recommends IVIG in relapses 'during pregnancy or post-partum period', and the body reports a
+    reduced relapse rate after childbirth: MS-2 fires on a pregnancy or a post-partum state (issue 10)."""
     cards = ms_cards(cards_by_topic, conditions=[rrms(), postpartum()])
-    assert "MS-2" not in cards
-    assert "MS-1" in cards
+    assert "MS-2" in cards and "MS-1" in cards
 
 
 @pytest.mark.parametrize("medications", [
@@ -176,7 +176,7 @@ def test_an_ms_diagnosis_that_is_not_current_gives_no_ms_card(cards_by_topic, st
     conditions = [rrms(**status), spms(**status), ppms(**status), ms_unspecified(**status), cis(**status), pregnant()]
     cards = ms_cards(cards_by_topic, conditions=conditions, medications=[methylprednisolone()])
     assert not [code for code in cards if code in CHAPTER]
-    assert "SAFE-1" in cards  # the order is still an IVIG order
+    assert "SAFE-stewardship" in cards  # the order is still an IVIG order, for no diagnosis the guideline covers
 
 
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):

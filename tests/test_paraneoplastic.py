@@ -18,7 +18,7 @@ def pns_cards(cards_by_topic, **data) -> dict[str, dict]:
     return cards_by_topic(**{"conditions": [condition("G73.1", display="Lambert-Eaton syndrome in neoplastic disease")], **data})
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("hook", ["order-select"])  # at signing only what is wrong: tests/test_signing.py
 @pytest.mark.parametrize("topic, code, level, sentence", [
     ("PNS-1", "G73.1", "Good practice point", PNS_1),
     ("PNS-2", "G13.0", "No recommendation", PNS_2),

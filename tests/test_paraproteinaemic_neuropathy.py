@@ -22,14 +22,14 @@ def pdn_cards(cards_by_topic, conditions, hook="order-select", order=None) -> di
     return cards_by_topic(order=order, hook=hook, conditions=conditions, weights=[weight(70)])
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("hook", ["order-select"])  # at signing only what is wrong: tests/test_signing.py
 @pytest.mark.parametrize("topic, indicator, level, sentence", [
-    ("PDN-1", "info", "Level B",
+    ("PDN-1", "warning", "Level B",  # stated with PDN-2 and PDN-3: class and disability decide
      "IVIG should be considered as initial treatment of demyelinating IgM MGUS-related neuropathy (level B recommendation)."),
     ("PDN-2", "warning", "Good practice point",
      "As long as long-term effects and cost-benefit aspects are not known, routine use of IVIG cannot be recommended "
      "in patients without significant disability (good practice point)."),
-    ("PDN-3", "info", "Good practice point",
+    ("PDN-3", "warning", "Good practice point",
      "However, in patients with significant disability or rapid worsening, IVIG may be tried, although its efficacy "
      "is not proven (good practice point)."),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fhir_data import (
+    patient,
     SNOMED, condition, days_ago, earlier_ivig_course, gbs, hook_request, ivig_order, medication_request, observation,
     prefetch, weight,
 )
@@ -54,6 +55,41 @@ def test_impaired_renal_function_is_a_warning(cards_by_topic, data):
     card = cards_by_topic(**data)["SAFE-2-renal"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
     assert NO_LEVEL in card["detail"] and RENAL_SENTENCE in card["detail"]
+
+
+def _creatinine(value: float, unit: str, **kwargs) -> dict:
+    return observation("14682-9" if unit == "umol/L" else "2160-0", value, unit, display="Creatinine", **kwargs)
+
+
+def _sexed(sex: str, born: str = "1960-01-01") -> dict:
+    return patient(born) | {"gender": sex}
+
+
+@pytest.mark.parametrize("labs, person, impaired", [
+    ([observation("98979-8", 24, EGFR_UNIT)], None, True),                     # eGFR 24 with no range: KDIGO G4
+    ([observation("98979-8", 59, EGFR_UNIT)], None, True),                     # just below 60
+    ([observation("98979-8", 78, EGFR_UNIT, low=90)], None, False),            # below the lab's range, not below 60
+    ([observation("98979-8", 60, EGFR_UNIT)], None, False),
+    ([_creatinine(240, "umol/L")], _sexed("male"), True),                      # CKD-EPI 2021: about 24 at 66 years
+    ([_creatinine(240, "umol/L")], _sexed("female"), True),
+    ([_creatinine(90, "umol/L")], _sexed("male"), False),                      # about 78
+    ([_creatinine(1.3, "mg/dL")], _sexed("female"), True),                     # about 45 for a woman of 66
+    ([_creatinine(1.3, "mg/dL")], _sexed("male", born="1996-01-01"), False),   # about 77 for a man of 30
+    ([_creatinine(240, "umol/L")], _sexed("unknown"), False),                  # no sex: no CKD-EPI, never a guess
+    ([_creatinine(240, "umol/L")], _sexed("male", born="2018-01-01"), False),  # a child: CKD-EPI is for adults
+    ([_creatinine(1.5, "mg/dL", high=1.2)], _sexed("unknown"), True),          # the lab's range decides when sent
+    ([_creatinine(1.1, "mg/dL", high=1.2) | {"interpretation": [{"coding": [{"code": "H"}]}]}], None, True),  # the lab's flag
+], ids=["egfr-24", "egfr-59", "egfr-78-range-90", "egfr-60", "creat-240-male", "creat-240-female", "creat-90-male",
+        "creat-1.3-female-66", "creat-1.3-male-30", "creat-240-sex-unknown", "creat-240-child", "creat-above-range", "creat-flag-h"])
+def test_renal_impairment_by_kdigo_and_ckd_epi_where_the_lab_gives_no_range(cards_by_topic, labs, person, impaired):
+    """An eGFR below 60 (KDIGO 2012 G3a-G5) is impairment whatever range the lab sent; a creatinine is judged by the
+    lab's range or flag, and without either by the eGFR CKD-EPI 2021 computes from it, age and sex."""
+    data = dict(labs=labs) | (dict(patient_resource=person) if person else {})
+    cards = cards_by_topic(**data)
+    assert ("SAFE-2-renal" in cards) is impaired
+    if impaired:
+        detail = cards["SAFE-2-renal"]["detail"]
+        assert "KDIGO 2012" in detail and "CKD-EPI 2021" in detail and "not the guideline's" in detail
 
 
 def test_the_renal_card_states_the_result_it_rests_on(cards_by_topic):
@@ -120,38 +156,77 @@ def test_a_usable_weight_gives_no_weight_warning(cards_by_topic, weights):
     assert "SAFE-weight" not in cards_by_topic(weights=weights)
 
 
-# --- SAFE-1 -------------------------------------------------------------------------------------------
+# --- SAFE-1 (a line in the main card) and SAFE-1-results (a card when a result is missing or abnormal) ----------
 
 
-@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
-@pytest.mark.parametrize("conditions", [[], [gbs()], [condition("G61.81")], [condition("G61.82")], [condition("D47.2"), condition("G63")]],
-                         ids=["no-diagnosis", "gbs", "cidp", "mmn", "mgus-neuropathy"])
-def test_monitoring_card_for_every_ivig_order(cards_by_topic, hook, conditions):
-    card = cards_by_topic(hook=hook, conditions=conditions)["SAFE-1"]
-    assert card["indicator"] == "info"
-    assert NO_LEVEL in card["detail"] and MONITORING_SENTENCE in card["detail"]
+def all_monitoring_labs() -> list[dict]:
+    return [observation("718-7", 13.5, "g/dL", low=12, high=16, display="Hemoglobin"),
+            observation("1742-6", 24, "U/L", low=7, high=56, display="ALT"), egfr(85)]
+
+
+@pytest.mark.parametrize("conditions", [[gbs()], [condition("G61.81")], [condition("G61.82")], [condition("D47.2"), condition("G63")]],
+                         ids=["gbs", "cidp", "mmn", "mgus-neuropathy"])
+def test_with_every_result_normal_monitoring_is_a_line_in_the_main_card(cds, conditions):
+    cards = cds(hook_request([ivig_order()], prefetch=prefetch(conditions=conditions, weights=[weight(70)], labs=all_monitoring_labs())))
+    codes = [c["source"]["topic"]["code"] for c in cards]
+    assert "SAFE-1" not in codes and "SAFE-1-results" not in codes
+    main = next((c for c in cards if c["indicator"] == "info"), cards[0])  # the first informational card, else the first
+    assert "Monitoring during IVIG is mandatory" in main["detail"]
+    assert sum("Monitoring during IVIG is mandatory" in c["detail"] for c in cards) == 1
+
+
+@pytest.mark.parametrize("labs, why", [
+    ([], "Full blood count: no result on record"),
+    (all_monitoring_labs()[1:], "Full blood count: no result on record"),
+    (all_monitoring_labs() + [observation("718-7", 7.9, "g/dL", low=12, high=16, when=days_ago(0), display="Hemoglobin")],
+     "Hemoglobin [718-7]: 7.9 g/dL"),
+    (all_monitoring_labs() + [observation("1742-6", 300, "U/L", when=days_ago(0), display="ALT")
+                              | {"interpretation": [{"coding": [{"code": "H"}]}]}], "ALT [1742-6]: 300 U/L"),
+], ids=["no-labs", "no-blood-count", "low-hemoglobin", "alt-flagged-high"])
+def test_a_missing_or_abnormal_monitoring_result_is_a_card_of_its_own(cards_by_topic, labs, why):
+    cards = cards_by_topic(conditions=[gbs()], labs=labs)
+    card = cards["SAFE-1-results"]
+    assert card["indicator"] == "info" and NO_LEVEL in card["detail"] and MONITORING_SENTENCE in card["detail"]
+    assert why in card["detail"]
+    assert not any("**Monitoring during IVIG is mandatory:" in c["detail"] for c in cards.values())  # no line as well
 
 
 def test_monitoring_card_lists_the_latest_results_and_the_missing_panels(cards_by_topic):
     labs = [observation("718-7", 13.5, "g/dL", display="Hemoglobin"), egfr(85)]
-    card = cards_by_topic(labs=labs)["SAFE-1"]
+    card = cards_by_topic(labs=labs)["SAFE-1-results"]
     assert f"Hemoglobin [718-7]: 13.5 g/dL ({days_ago(2)})" in card["detail"]
     assert f"85 {EGFR_UNIT}" in card["detail"]
     assert "Liver enzymes: no result on record" in card["detail"]
-    assert "Serum creatinine: no result on record" in card["detail"]
     assert "Full blood count: no result on record" not in card["detail"]
 
 
-def test_with_no_labs_every_panel_is_missing(cards_by_topic):
-    detail = cards_by_topic()["SAFE-1"]["detail"]
-    for panel in ("Full blood count", "Liver enzymes", "Estimated glomerular filtration rate", "Serum creatinine"):
-        assert f"{panel}: no result on record" in detail
+def test_at_signing_monitoring_is_not_repeated(cds):
+    body = hook_request([ivig_order(id="ivig-1", daily_g=28, days=5), ivig_order(id="ivig-2", daily_g=28, days=5)],
+                        hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
+    assert not any(c["source"]["topic"]["code"].startswith("SAFE-1") for c in cds(body))
 
 
-def test_two_ivig_orders_on_sign_get_one_monitoring_card(cds):
-    body = hook_request([ivig_order(id="ivig-1"), ivig_order(id="ivig-2")], hook="order-sign",
-                        prefetch=prefetch(weights=[weight(70)]))
-    assert [c["source"]["topic"]["code"] for c in cds(body)].count("SAFE-1") == 1
+# --- IVIG stewardship ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("conditions", [[], [condition("I10", display="Essential hypertension")],
+                                        [condition("G61.0", clinical="resolved"), condition("E11.9")]],
+                         ids=["none", "hypertension", "resolved-gbs"])
+def test_an_ivig_order_for_no_diagnosis_the_guideline_covers_gets_one_stewardship_card(cards_by_topic, conditions):
+    cards = cards_by_topic(conditions=conditions, labs=all_monitoring_labs())
+    assert [code for code in cards if code != "SAFE-stewardship"] == []
+    card = cards["SAFE-stewardship"]
+    assert card["indicator"] == "info" and "does not cover" in card["summary"]
+    for c in conditions:
+        if c["clinicalStatus"]["coding"][0]["code"] == "active":
+            assert c["code"]["coding"][0]["code"] in card["detail"]
+    if not [c for c in conditions if c["clinicalStatus"]["coding"][0]["code"] == "active"]:
+        assert "Diagnoses: none on record" in card["detail"]
+    assert "Monitoring during IVIG is mandatory" in card["detail"]  # the line goes in the only card
+
+
+def test_a_covered_diagnosis_gets_no_stewardship_card(cards_by_topic):
+    assert "SAFE-stewardship" not in cards_by_topic(conditions=[gbs(), condition("I10")])
 
 
 # --- no IVIG, no card ---------------------------------------------------------------------------------
