@@ -22,6 +22,7 @@ from tests.test_auth import KEYS, public_jwk
 
 ISS = "https://ehr.example.org"
 BASE = "http://localhost"  # what Flask's test client calls
+PUBLIC = "https://cds.example.org"  # the public URL the production service is configured with: tokens name it
 SELECT = "/cds-services/ivig-order-select"
 REQUEST = hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
 
@@ -35,7 +36,7 @@ def key():
 def production(key):
     """The service as deployed: JWT required, one trusted EHR, no FHIR server allowlisted."""
     auth = AuthSettings(trusted_issuers=frozenset({ISS}), jwks={"keys": [public_jwk(key, "ehr-1", "ES384")]})
-    return create_app(Settings(knowledge_root=ROOT, auth=auth, max_body_bytes=200_000)).test_client()
+    return create_app(Settings(knowledge_root=ROOT, auth=auth, max_body_bytes=200_000, public_url=PUBLIC)).test_client()
 
 
 def token(key, aud: str, *, kid: str = "ehr-1", iss: str = ISS, **claims) -> str:
@@ -49,12 +50,12 @@ def auth(value: str) -> dict:
 
 
 def test_a_signed_call_is_answered_on_every_endpoint(production, key):
-    assert production.get("/cds-services", headers=auth(token(key, BASE + "/cds-services"))).status_code == 200
-    response = production.post(SELECT, json=REQUEST, headers=auth(token(key, BASE + SELECT)))
+    assert production.get("/cds-services", headers=auth(token(key, PUBLIC + "/cds-services"))).status_code == 200
+    response = production.post(SELECT, json=REQUEST, headers=auth(token(key, PUBLIC + SELECT)))
     assert response.status_code == 200 and response.get_json()["cards"]
     feedback = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted", "acceptedSuggestions": [{"id": "x"}],
                               "outcomeTimestamp": "2026-11-24T10:00:00Z"}]}
-    assert production.post(SELECT + "/feedback", json=feedback, headers=auth(token(key, BASE + SELECT + "/feedback"))).status_code == 200
+    assert production.post(SELECT + "/feedback", json=feedback, headers=auth(token(key, PUBLIC + SELECT + "/feedback"))).status_code == 200
 
 
 @pytest.mark.parametrize("headers", [
@@ -69,9 +70,9 @@ def test_unsigned_calls_get_401_without_detail(production, headers):
 
 
 def test_wrong_audience_replay_and_unknown_issuer_get_401(production, key):
-    assert production.post(SELECT, json=REQUEST, headers=auth(token(key, BASE + "/cds-services/ivig-order-sign"))).status_code == 401
-    assert production.post(SELECT, json=REQUEST, headers=auth(token(key, BASE + SELECT, iss="https://other.example"))).status_code == 401
-    once = token(key, BASE + SELECT)
+    assert production.post(SELECT, json=REQUEST, headers=auth(token(key, PUBLIC + "/cds-services/ivig-order-sign"))).status_code == 401
+    assert production.post(SELECT, json=REQUEST, headers=auth(token(key, PUBLIC + SELECT, iss="https://other.example"))).status_code == 401
+    once = token(key, PUBLIC + SELECT)
     assert production.post(SELECT, json=REQUEST, headers=auth(once)).status_code == 200
     assert production.post(SELECT, json=REQUEST, headers=auth(once)).status_code == 401
 
@@ -98,7 +99,7 @@ def fhir() -> Iterator[FhirStub]:
 
 def test_production_sends_nothing_to_a_fhir_server_off_the_allowlist(production, key, fhir):
     body = hook_request([ivig_order()], fhirServer=fhir.base_url, fhirAuthorization={"access_token": "tok", "token_type": "Bearer"})
-    response = production.post(SELECT, json=body, headers=auth(token(key, BASE + SELECT)))
+    response = production.post(SELECT, json=body, headers=auth(token(key, PUBLIC + SELECT)))
     assert response.status_code == 412 and "allowlist" in response.get_data(as_text=True)
     assert fhir.requests == []
 
@@ -137,7 +138,7 @@ def test_settings_from_the_environment(tmp_path):
 
 def test_a_body_over_the_limit_gets_413(production, key):
     padded = {**REQUEST, "extension": {"org.example.padding": "x" * 300_000}}
-    response = production.post(SELECT, json=padded, headers=auth(token(key, BASE + SELECT)))
+    response = production.post(SELECT, json=padded, headers=auth(token(key, PUBLIC + SELECT)))
     assert response.status_code == 413 and response.get_json()["resourceType"] == "OperationOutcome"
 
 
