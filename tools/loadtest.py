@@ -37,7 +37,7 @@ from jwt.algorithms import ECAlgorithm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fhir_data import gbs, hook_request, ivig_order, prefetch, weight  # noqa: E402
+from tests.fhir_data import gbs, hook_request, ivig_order, prefetch, weight
 
 ISS = "https://ehr.example.org"
 PUBLIC = "https://cds.example.test"
