@@ -21,7 +21,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies get 413
     app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings)
-    app.before_request(require_jwt(JwtVerifier(settings.auth)))
+    if settings.auth.required and settings.public_url is None:
+        logging.getLogger(__name__).error("IVIG_CDS_PUBLIC_URL is not set: every call with a JWT gets 503 until it is")
+    app.before_request(require_jwt(JwtVerifier(settings.auth), settings.public_url))
     web.register(app)
     app.register_blueprint(fhir_api.bp)
     return app

@@ -15,20 +15,23 @@ from datetime import date
 from typing import Any
 
 from . import cards, engine
+from .config import RequestLimits
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
-from .protocol import RequestError
+from .protocol import RequestError, check_entry_count
 from .regimen import DosePolicy
 
 PRIORITY = {indicator: priority for priority, indicator in cards.INDICATOR.items()}
 
 
-def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: date, policy: DosePolicy) -> dict:
-    """Evaluate one PlanDefinition for the subject and data in a Parameters resource; return the CarePlan."""
+def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: date, policy: DosePolicy,
+          max_entries: int = RequestLimits.max_bundle_entries) -> dict:
+    """Evaluate one PlanDefinition for the subject and data in a Parameters resource; return the CarePlan.
+    The `data` Bundles may hold ``max_entries`` entries together (413 above it)."""
     plan = knowledge.resources.get(f"PlanDefinition-{plan_id}.json")
     if plan is None:
         raise RequestError(f"no PlanDefinition with id {plan_id!r}", status=404)
-    subject, data, order = _read_parameters(parameters, knowledge)
+    subject, data, order = _read_parameters(parameters, knowledge, max_entries)
     findings = [
         f
         for f in engine.evaluate(
@@ -66,22 +69,25 @@ def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: dat
     }
 
 
-def _read_parameters(parameters: Any, knowledge: KnowledgeBase) -> tuple[str, list[dict], dict]:
+def _read_parameters(parameters: Any, knowledge: KnowledgeBase, max_entries: int) -> tuple[str, list[dict], dict]:
     if not isinstance(parameters, Mapping) or parameters.get("resourceType") != "Parameters":
         raise RequestError("the body must be a FHIR Parameters resource")
     named: dict[str, list[dict]] = {}
-    for parameter in parameters.get("parameter") or []:
+    listed = parameters.get("parameter")
+    for parameter in listed if isinstance(listed, list) else []:
         if isinstance(parameter, Mapping) and isinstance(parameter.get("name"), str):
             named.setdefault(parameter["name"], []).append(dict(parameter))
     subjects = [p.get("valueString") for p in named.get("subject", [])]
     if len(subjects) != 1 or not isinstance(subjects[0], str) or not subjects[0].startswith("Patient/"):
         raise RequestError("exactly one 'subject' parameter is required, as valueString 'Patient/<id>'")
+    bundles = [parameter.get("resource") for parameter in named.get("data", [])]
+    if not all(isinstance(bundle, Mapping) and bundle.get("resourceType") == "Bundle" for bundle in bundles):
+        raise RequestError("'data' must be a Bundle resource")
+    check_entry_count(bundles, max_entries, "the 'data' Bundles")
     data: list[dict] = []
-    for parameter in named.get("data", []):
-        bundle = parameter.get("resource")
-        if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
-            raise RequestError("'data' must be a Bundle resource")
-        data += [e["resource"] for e in bundle.get("entry") or [] if isinstance(e, Mapping) and isinstance(e.get("resource"), dict)]
+    for bundle in bundles:
+        entries = bundle.get("entry")
+        data += [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), dict)] if isinstance(entries, list) else []
     orders = [p.get("resource") for p in named.get("draftOrder", [])]
     if len(orders) > 1 or (orders and not knowledge.order_rules.is_ivig(orders[0])):
         raise RequestError("'draftOrder', when given, must be one IVIG MedicationRequest")

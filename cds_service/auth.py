@@ -4,17 +4,28 @@ A request carries ``Authorization: Bearer <JWT>``, signed with the client's priv
 when all of these hold, and raise :class:`Unauthorized` (with an internal reason, for the log) otherwise:
 
 * header: ``alg`` is ES384 or RS384 (never ``none``, never HMAC, nothing else), checked *before* any
-  signature work; ``typ``, when present, is ``JWT``; ``kid`` is present; no ``crit`` / ``b64`` extensions;
+  signature work; ``typ``, when present, is ``JWT`` (RFC 7519 5.1: compared without case, ``application/`` may
+  prefix it); ``kid`` is present; no ``crit`` / ``b64`` extensions;
 * key: the configured JWK Set when it holds the ``kid``, else the JWK Set at the ``jku`` header URL, and only
   when that URL is on the allowlist (no other URL is ever fetched; redirects are not followed). Fetched sets
   are cached per URL; an unknown ``kid`` triggers one refetch (key rotation), at most once per
   ``jwks_refetch_min_seconds`` per URL so that made-up kids cannot make us hammer the client's server.
   The key must suit the algorithm (EC P-384 for ES384, RSA >= 2048 bits for RS384);
 * signature verifies;
-* claims: ``iss`` on the allowlist; ``aud`` is the exact URL called (string, or a list containing it);
+* claims: ``iss`` on the allowlist; ``aud`` is the URL called (string, or a list containing it), read as the
+  configured public URL of the service plus the path, never from the Host or X-Forwarded-* headers, which the
+  caller chooses (see :func:`audience_of`);
   ``exp``, ``iat`` and ``jti`` present; ``exp`` not passed and ``iat`` (and ``nbf``) not in the future,
   give or take ``leeway_seconds``; ``exp - iat`` at most ``max_lifetime_seconds``;
-* ``jti`` not seen before for this ``iss`` while the token is valid (in-memory replay cache; per process).
+* ``jti`` not seen before for this ``iss`` while the token is valid (a SQLite store shared by the workers).
+
+The replay store is the one piece of state a client can grow, so it is bounded per issuer: each trusted issuer
+may have at most ``replay_quota_per_issuer`` unexpired tokens on record, and one over it gets 429 with
+Retry-After (:class:`IssuerOverQuota`) while every other issuer is served as before. The total is therefore at
+most the quota times the number of trusted issuers, and no client can fill the store for the others. Entries
+go when their token expires; the token lifetime is capped (``max_lifetime_seconds``, 5 minutes by default, the
+lifetime of the CDS Hooks Sandbox's tokens) so that they go soon. A store that fails (locked past its timeout,
+unreadable) is :class:`ReplayStoreUnavailable`: 503 with Retry-After, never a 500, and the next call reopens it.
 
 The token itself is never logged nor put in an exception message. Only :func:`require_jwt`, at the
 bottom, knows about Flask.
@@ -92,18 +103,23 @@ class AuthSettings:
     jku_allowlist: frozenset[str] = frozenset()
     #: clock skew allowed on exp / iat / nbf
     leeway_seconds: int = 60
-    #: tokens whose exp - iat exceeds this are refused; it also bounds how long a jti is remembered
-    max_lifetime_seconds: int = 3600
+    #: tokens whose exp - iat exceeds this are refused; it also bounds how long a jti is remembered. 300 s is what
+    #: the CDS Hooks Sandbox issues (a token is made for each call, so it need not live long); an hour let one
+    #: client fill the replay store for an hour
+    max_lifetime_seconds: int = 300
     #: how long a JWK Set fetched from a jku URL is used before it is fetched again
     jwks_cache_seconds: int = 300
     #: timeout of one jku fetch (connect and read)
     jwks_timeout_seconds: float = 2.0
     #: at most one fetch of a given jku URL per this many seconds when an unknown kid asks for a refetch
     jwks_refetch_min_seconds: int = 30
-    #: replay cache size; when full of unexpired entries, new tokens are refused (fail closed)
-    replay_cache_max_entries: int = 100_000
+    #: most unexpired tokens on record per issuer; an issuer over it gets 429 until its oldest expire (fail closed
+    #: for that issuer only). 50,000 is about 120 calls a second sustained with 5-minute tokens
+    replay_quota_per_issuer: int = 50_000
     #: SQLite file of the jti seen, shared by the service's worker processes on this host (":memory:" = this process only)
     replay_store: str = field(default_factory=lambda: default_replay_store())
+    #: how long a call waits for the replay store's lock before it is answered 503
+    replay_store_timeout_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trusted_issuers", frozenset(self.trusted_issuers))
@@ -113,8 +129,9 @@ class AuthSettings:
         for name in ("leeway_seconds", "max_lifetime_seconds", "jwks_cache_seconds", "jwks_refetch_min_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        if self.jwks_timeout_seconds <= 0 or self.replay_cache_max_entries <= 0 or self.max_lifetime_seconds <= 0:
-            raise ValueError("jwks_timeout_seconds, max_lifetime_seconds and replay_cache_max_entries must be positive")
+        if min(self.jwks_timeout_seconds, self.replay_quota_per_issuer, self.max_lifetime_seconds, self.replay_store_timeout_seconds) <= 0:
+            raise ValueError("jwks_timeout_seconds, max_lifetime_seconds, replay_quota_per_issuer and "
+                             "replay_store_timeout_seconds must be positive")
 
     @classmethod
     def development(cls) -> AuthSettings:
@@ -134,12 +151,46 @@ def default_replay_store() -> str:
     return str(folder / f"ivig-cds-jti-{os.getuid()}.sqlite3")
 
 
-class Unauthorized(Exception):
-    """A request that must be answered 401. ``reason`` is for the log only, never for the client."""
+class AuthError(Exception):
+    """A call refused before it is answered. ``reason`` is for the log only; the client gets ``diagnostics``."""
 
-    def __init__(self, reason: str) -> None:
+    status = 401
+    issue_code = "login"
+    diagnostics = "unauthorized"
+
+    def __init__(self, reason: str, *, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.retry_after = retry_after
+
+
+class Unauthorized(AuthError):
+    """401: no acceptable JWT. The client learns nothing of why (the log does)."""
+
+
+class IssuerOverQuota(AuthError):
+    """429: this issuer has as many unexpired tokens on record as it may; its oldest expires in ``retry_after``."""
+
+    status = 429
+    issue_code = "throttled"
+    diagnostics = "too many unexpired tokens from this issuer on record; retry when the oldest have expired"
+
+
+class ReplayStoreUnavailable(AuthError):
+    """503: the replay store cannot be used now, so no token can be checked for replay."""
+
+    status = 503
+    issue_code = "transient"
+    diagnostics = "the service cannot check tokens for replay at the moment; retry shortly"
+
+
+class NoPublicUrl(AuthError):
+    """503: production without ``IVIG_CDS_PUBLIC_URL``: no audience to check a token against, so none is accepted."""
+
+    status = 503
+    issue_code = "exception"
+    diagnostics = ("this service has no public URL configured (IVIG_CDS_PUBLIC_URL), so it cannot check the audience "
+                   "of any token; calls are refused until it is set")
 
 
 def fetch_jwks_over_http(url: str, timeout: float) -> dict:
@@ -241,43 +292,101 @@ class _JwksCache:
             return index[kid]
 
 
+#: seconds a client is told to wait when the replay store fails
+REPLAY_STORE_RETRY_AFTER = 5
+
+_REPLAY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (iss TEXT, jti TEXT, expires REAL, PRIMARY KEY (iss, jti));
+CREATE INDEX IF NOT EXISTS seen_expires ON seen (expires);
+CREATE INDEX IF NOT EXISTS seen_issuer_expires ON seen (iss, expires);
+CREATE TABLE IF NOT EXISTS issuer_count (iss TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS seen_added AFTER INSERT ON seen BEGIN
+    INSERT INTO issuer_count VALUES (NEW.iss, 1) ON CONFLICT (iss) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS seen_removed AFTER DELETE ON seen BEGIN
+    UPDATE issuer_count SET n = n - 1 WHERE iss = OLD.iss;
+END;
+"""
+
+
 class _ReplayCache:
     """(iss, jti) pairs seen, each kept until its token could no longer be accepted.
 
     Kept in SQLite so that every gunicorn worker on the host sees the same pairs: a replay sent to
-    another worker is still a replay. Thread-safe (one connection under a lock), bounded (fail closed)."""
+    another worker is still a replay. Thread-safe (one connection under a lock). Per-issuer counts are kept
+    by triggers, so a call costs the same whatever the store holds (a COUNT(*) over it did not)."""
 
-    def __init__(self, store: str, max_entries: int, now: Callable[[], float]) -> None:
-        self._max = max_entries
+    def __init__(self, store: str, quota: int, timeout: float, now: Callable[[], float]) -> None:
+        self._store = store
+        self._quota = quota
+        self._timeout = timeout
         self._now = now
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(store, timeout=5.0, isolation_level=None, check_same_thread=False)
-        if store != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS seen (iss TEXT, jti TEXT, expires REAL, PRIMARY KEY (iss, jti))")
-        self._db.execute("CREATE INDEX IF NOT EXISTS seen_expires ON seen (expires)")
-
-    def remember(self, key: tuple[str, str], expires: float) -> None:
-        """Record ``key`` until ``expires``; Unauthorized if it is already there (replay) or the store is full."""
+        self._db: sqlite3.Connection | None = None
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("DELETE FROM seen WHERE expires <= ?", (self._now(),))
-                if self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0] >= self._max:
-                    raise Unauthorized("replay cache full")
-                self._db.execute("INSERT INTO seen VALUES (?, ?, ?)", (key[0], key[1], expires))
-                self._db.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
-                raise Unauthorized(f"jti {_short(key[1])} from iss {_short(key[0], 200)} replayed") from None
+                self._connection()  # a store that cannot be opened stops start-up
+            except sqlite3.Error as exc:
+                raise ReplayStoreUnavailable(f"cannot open the replay store {store}: {exc}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self._store, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+            try:
+                if self._store != ":memory:":
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; the file is in memory anyway
+                db.executescript(_REPLAY_SCHEMA)
+                db.execute("BEGIN IMMEDIATE")  # counts as the rows say (a store older than the counts has rows)
+                db.execute("DELETE FROM issuer_count")
+                db.execute("INSERT INTO issuer_count SELECT iss, COUNT(*) FROM seen GROUP BY iss")
+                db.execute("COMMIT")
             except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                db.close()
                 raise
+            self._db = db
+        return self._db
+
+    def remember(self, key: tuple[str, str], expires: float) -> None:
+        """Record ``key`` until ``expires``. Unauthorized if it is already there (replay), IssuerOverQuota if its
+        issuer has its quota on record, ReplayStoreUnavailable if the store fails."""
+        iss, jti = key
+        with self._lock:
+            try:
+                db = self._connection()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    now = self._now()
+                    db.execute("DELETE FROM seen WHERE expires <= ?", (now,))
+                    count = db.execute("SELECT n FROM issuer_count WHERE iss = ?", (iss,)).fetchone()
+                    if count is not None and count[0] >= self._quota:
+                        oldest = db.execute("SELECT MIN(expires) FROM seen WHERE iss = ?", (iss,)).fetchone()[0]
+                        raise IssuerOverQuota(f"iss {_short(iss, 200)} has {count[0]} unexpired tokens on record",
+                                              retry_after=max(1, math.ceil(oldest - now)))
+                    db.execute("INSERT INTO seen VALUES (?, ?, ?)", (iss, jti, expires))
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError:
+                raise Unauthorized(f"jti {_short(jti)} from iss {_short(iss, 200)} replayed") from None
+            except sqlite3.Error as exc:
+                self._close()  # reopened by the next call: a store replaced or repaired meanwhile is used again
+                log.error("replay store %s failed: %s", self._store, exc)
+                raise ReplayStoreUnavailable(f"replay store failed: {exc}", retry_after=REPLAY_STORE_RETRY_AFTER) from None
+
+    def _close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM seen WHERE expires > ?", (self._now(),)).fetchone()[0]
+            return self._connection().execute("SELECT COUNT(*) FROM seen WHERE expires > ?", (self._now(),)).fetchone()[0]
 
 
 class JwtVerifier:
@@ -294,7 +403,7 @@ class JwtVerifier:
         self._now = now
         self._configured = _index_jwks(settings.jwks) if settings.jwks is not None else {}
         self._jwks_cache = _JwksCache(settings, fetch_jwks or fetch_jwks_over_http, now)
-        self._replay = _ReplayCache(settings.replay_store, settings.replay_cache_max_entries, now)
+        self._replay = _ReplayCache(settings.replay_store, settings.replay_quota_per_issuer, settings.replay_store_timeout_seconds, now)
         self._jws = PyJWS(algorithms=list(ALGORITHMS))
 
     def verify(self, authorization_header: str | None, audience: str) -> dict | None:
@@ -340,8 +449,9 @@ class JwtVerifier:
         if alg not in ALGORITHMS:
             # 'none', HS*, and everything else
             raise Unauthorized(f"alg {_short(alg, 20)} not allowed")
-        if "typ" in header and header["typ"] != "JWT":
-            raise Unauthorized("typ is not JWT")
+        typ = header.get("typ", "JWT")
+        if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "jwt":
+            raise Unauthorized(f"typ {_short(typ, 40)} is not JWT")
         if not isinstance(header.get("kid"), str) or not header["kid"]:
             raise Unauthorized("no kid")
         if "jku" in header and not isinstance(header["jku"], str):
@@ -387,31 +497,56 @@ class JwtVerifier:
 # --- Flask -------------------------------------------------------------------------------------------------
 
 
-def require_jwt(verifier: JwtVerifier) -> Callable[[], Response | None]:
-    """A ``before_request`` hook: verify every request but CORS preflight; 401 OperationOutcome on failure.
+def audience_of(public_url: str | None, path: str, request_url: str, *, required: bool) -> str:
+    """The URL a token for this call must name in ``aud``: the configured public URL plus the path.
 
-    The audience is ``request.base_url`` (scheme://host/path, no query string): behind a TLS-terminating
-    proxy, let Flask see the public scheme and host (werkzeug's ProxyFix) or every ``aud`` check fails.
-    Claims (or None) go to ``flask.g.jwt_claims``.
+    Never a URL built from the request's Host or X-Forwarded-* headers: the caller chooses those, and a token
+    minted for another deployment would pass. Without a public URL, production (``required``) accepts no token
+    (NoPublicUrl); development falls back to the URL of the request, so the Sandbox works on a workstation
+    unconfigured (any token may be forged there anyway: the Sandbox's private key is public).
     """
-    from flask import g, jsonify, request
+    if public_url is not None:
+        return public_url + path
+    if required:
+        raise NoPublicUrl("IVIG_CDS_PUBLIC_URL is not set")
+    return request_url
+
+
+def refusal_response(exc: AuthError) -> Response:
+    """The answer to a refused call: an OperationOutcome, with the header its status calls for."""
+    from flask import jsonify
+
+    response = jsonify({"resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": exc.issue_code, "diagnostics": exc.diagnostics}]})
+    response.status_code = exc.status
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def require_jwt(verifier: JwtVerifier, public_url: str | None = None) -> Callable[[], Response | None]:
+    """A ``before_request`` hook: verify every request but CORS preflight; an OperationOutcome on failure
+    (401; 429 for an issuer over its quota; 503 when the replay store fails or production has no public URL).
+
+    The audience is ``public_url`` plus the request path (see :func:`audience_of`). Claims (or None) go to
+    ``flask.g.jwt_claims``.
+    """
+    from flask import g, request
 
     def check_jwt() -> Response | None:
         if request.method == "OPTIONS":  # CORS preflight carries no credentials
             g.jwt_claims = None
             return None
+        header = request.headers.get("Authorization")
         try:
-            g.jwt_claims = verifier.verify(request.headers.get("Authorization"), request.base_url)
-        except Unauthorized as exc:
-            log.warning("401 for %s %s: %s", request.method, request.path, exc.reason)
-            body = {
-                "resourceType": "OperationOutcome",
-                "issue": [{"severity": "error", "code": "login", "diagnostics": "unauthorized"}],
-            }
-            response = jsonify(body)
-            response.status_code = 401
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
+            audience = request.base_url if header is None else audience_of(
+                public_url, request.path, request.base_url, required=verifier.settings.required)
+            g.jwt_claims = verifier.verify(header, audience)
+        except AuthError as exc:
+            log.warning("%d for %s %s: %s", exc.status, request.method, request.path, exc.reason)
+            return refusal_response(exc)
         return None
 
     return check_jwt

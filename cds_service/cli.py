@@ -52,14 +52,16 @@ def _serve(host: str, port: int, workers: int) -> int:
     from gunicorn.app.base import BaseApplication
 
     from .app import create_app
+    from .server import gunicorn_options
 
-    app = create_app()  # load definitions before forking, so a broken file stops start-up here
+    settings = Settings.from_env()
+    app = create_app(settings)  # load definitions before forking, so a broken file stops start-up here
+    options = gunicorn_options(settings, host=host, port=port, workers=workers)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
+            for name, value in options.items():
+                self.cfg.set(name, value)
 
         def load(self):
             return app

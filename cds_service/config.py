@@ -27,6 +27,41 @@ class ConfigurationError(ValueError):
     """A setting we refuse to start with."""
 
 
+@dataclass(frozen=True)
+class ServerSettings:
+    """How `ivig-cds serve` runs gunicorn (see server.py for why each of these bounds matters)."""
+
+    #: threads per worker process; each answers one complete request at a time
+    threads: int = 8
+    #: open connections per worker process, idle and slow ones included; more wait in the listen backlog
+    max_connections: int = 1000
+    #: how long a connection may stay open without sending a request (new or kept alive)
+    keepalive_seconds: int = 5
+    #: from the first byte of a request to the last byte of its body; a slower client is disconnected
+    request_read_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.max_connections <= self.threads or self.keepalive_seconds < 1 or self.request_read_seconds <= 0:
+            raise ConfigurationError(f"{PREFIX}THREADS must be at least 1 and below {PREFIX}MAX_CONNECTIONS; "
+                                     f"{PREFIX}KEEPALIVE_SECONDS at least 1; {PREFIX}REQUEST_READ_SECONDS positive")
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may hold, so that answering it stays bounded and linear in its size."""
+
+    #: most resources in context.draftOrders (413 above it)
+    max_draft_orders: int = 100
+    #: most entries over all the Bundles of one request (prefetch, $apply data; 413 above it)
+    max_bundle_entries: int = 10_000
+    #: deepest nesting of JSON arrays and objects in a request body (400 above it), checked before parsing
+    max_json_depth: int = 64
+
+    def __post_init__(self) -> None:
+        if min(self.max_draft_orders, self.max_bundle_entries, self.max_json_depth) < 1:
+            raise ConfigurationError(f"{PREFIX}MAX_DRAFT_ORDERS, {PREFIX}MAX_BUNDLE_ENTRIES and {PREFIX}MAX_JSON_DEPTH must be positive")
+
+
 def _default_knowledge_root() -> Path:
     """The folder holding plandefinitions/ and valuesets/: the working directory, else the repository."""
     cwd = Path.cwd()
@@ -56,6 +91,14 @@ class Settings:
     dose_policy: DosePolicy = field(default_factory=DosePolicy)
     #: Access-Control-Allow-Origin; the CDS Hooks Sandbox calls from a browser
     cors_allow_origin: str = "*"
+    #: the service's external base URL (as the EHR calls it, e.g. https://cds.hospital.example); a JWT's aud must be
+    #: this plus the endpoint path. None: production refuses every JWT (see auth.audience_of); development uses the
+    #: URL of the request
+    public_url: str | None = None
+    #: number of draft orders, Bundle entries and JSON depth a request may have
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    #: how `ivig-cds serve` runs gunicorn
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -67,6 +110,16 @@ class Settings:
             scheme = urlsplit(base).scheme
             if scheme not in ("https", "http") or (scheme == "http" and self.mode == "production"):
                 raise ConfigurationError(f"{PREFIX}FHIR_SERVERS: {base!r} must be an https URL in production")
+        for jku in self.auth.jku_allowlist:
+            if urlsplit(jku).scheme != "https" and self.mode == "production":
+                raise ConfigurationError(f"{PREFIX}JKU_ALLOWLIST: {jku!r} must be an https URL in production")
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+                raise ConfigurationError(f"{PREFIX}PUBLIC_URL: {self.public_url!r} must be an absolute URL with no query")
+            if parts.scheme == "http" and self.mode == "production":
+                raise ConfigurationError(f"{PREFIX}PUBLIC_URL: {self.public_url!r} must be an https URL in production")
+            object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
 
     def may_call(self, fhir_server: str) -> bool:
         """Is this fhirServer one we may send a request (and the client's token) to?"""
@@ -97,6 +150,7 @@ class Settings:
                 leeway_seconds=int(get("JWT_LEEWAY_SECONDS", str(auth.leeway_seconds))),
                 max_lifetime_seconds=int(get("JWT_MAX_LIFETIME_SECONDS", str(auth.max_lifetime_seconds))),
                 replay_store=get("REPLAY_STORE") or auth.replay_store,
+                replay_quota_per_issuer=int(get("REPLAY_QUOTA_PER_ISSUER", str(auth.replay_quota_per_issuer))),
             )
             return cls(
                 knowledge_root=Path(get("KNOWLEDGE_ROOT") or _default_knowledge_root()),
@@ -113,6 +167,18 @@ class Settings:
                     weight_max_age_days_child=int(get("WEIGHT_MAX_AGE_DAYS_CHILD", str(DosePolicy.weight_max_age_days_child))),
                 ),
                 cors_allow_origin=get("CORS_ALLOW_ORIGIN", "*"),
+                public_url=get("PUBLIC_URL") or None,
+                limits=RequestLimits(
+                    max_draft_orders=int(get("MAX_DRAFT_ORDERS", str(RequestLimits.max_draft_orders))),
+                    max_bundle_entries=int(get("MAX_BUNDLE_ENTRIES", str(RequestLimits.max_bundle_entries))),
+                    max_json_depth=int(get("MAX_JSON_DEPTH", str(RequestLimits.max_json_depth))),
+                ),
+                server=ServerSettings(
+                    threads=int(get("THREADS", str(ServerSettings.threads))),
+                    max_connections=int(get("MAX_CONNECTIONS", str(ServerSettings.max_connections))),
+                    keepalive_seconds=int(get("KEEPALIVE_SECONDS", str(ServerSettings.keepalive_seconds))),
+                    request_read_seconds=float(get("REQUEST_READ_SECONDS", str(ServerSettings.request_read_seconds))),
+                ),
             )
         except (OSError, ValueError, InvalidOperation) as exc:
             if isinstance(exc, ConfigurationError):

@@ -8,7 +8,7 @@ from datetime import date
 from flask import Blueprint, Response, jsonify, request
 
 from .apply import apply
-from .protocol import RequestError
+from .protocol import RequestError, load_json
 from .web import operation_outcome, service
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -48,9 +48,11 @@ def capability_statement() -> Response:
 def apply_plan(plan_id: str) -> Response:
     """R4 PlanDefinition/$apply: Parameters (subject, data, optional draftOrder) in, a CarePlan out."""
     cds = service()
+    limits = cds.settings.limits
     try:
-        care_plan = apply(cds.knowledge, plan_id, request.get_json(silent=True), today=date.today(),
-                          policy=cds.settings.dose_policy)
+        parameters = load_json(request.get_data(), limits.max_json_depth)
+        care_plan = apply(cds.knowledge, plan_id, parameters, today=date.today(), policy=cds.settings.dose_policy,
+                          max_entries=limits.max_bundle_entries)
     except RequestError as exc:
         return operation_outcome(exc.status, exc.reason, exc.issue_code)
     return _fhir(care_plan)

@@ -16,6 +16,8 @@ The rules follow CDS Hooks 2.0 (request body) and the CDS Hooks Library hook def
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -24,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config import RequestLimits
 from .fhirjson import reference_of
 
 SUPPORTED_HOOKS = ("order-select", "order-sign")
@@ -34,6 +37,11 @@ SUPPORTED_HOOKS = ("order-select", "order-sign")
 _SELECTION = re.compile(r"[A-Z][A-Za-z]*/[^/\s]+")
 #: RFC 6750 b64token: what may follow "Bearer " in an Authorization header (a JWT fits; anything else cannot be sent)
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: a JSON string, or an unterminated one up to the end: each byte is looked at once, whatever the body holds
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+#: an opening bracket becomes +1, a closing one -1 (as a signed byte): the running sum is the depth
+_AS_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 class RequestError(Exception):
@@ -50,7 +58,7 @@ class RequestError(Exception):
     @property
     def issue_code(self) -> str:
         """The OperationOutcome issue type that says what kind of refusal this is."""
-        return {404: "not-found", 422: "processing"}.get(self.status, "invalid")
+        return {404: "not-found", 413: "too-long", 422: "processing"}.get(self.status, "invalid")
 
 
 @dataclass(frozen=True)
@@ -108,15 +116,19 @@ class HookRequest:
         return tuple(order for order in self.draft_orders if reference_of(order) in wanted)
 
 
-def parse_hook_request(body: bytes | str, served_hook: str) -> HookRequest:
+def parse_hook_request(body: bytes | str, served_hook: str, limits: RequestLimits | None = None) -> HookRequest:
     """Parse and validate; raise RequestError on anything we cannot safely act on.
 
     ``served_hook`` is the hook of the service that was called; a request for another hook is
-    refused rather than answered with advice computed for the wrong workflow moment.
+    refused rather than answered with advice computed for the wrong workflow moment. ``limits`` bound the
+    JSON depth (400), the draft orders and the entries of the prefetch Bundles (413).
     """
     if served_hook not in SUPPORTED_HOOKS:
         raise ValueError(f"unsupported hook {served_hook!r}; expected one of {SUPPORTED_HOOKS}")
-    request = _load_json_object(body)
+    limits = limits or RequestLimits()
+    request = load_json(body, limits.max_json_depth)
+    if not isinstance(request, dict):
+        raise RequestError("the request body must be a JSON object")
 
     hook = _required_string(request, "hook", "hook")
     if hook != served_hook:
@@ -128,9 +140,10 @@ def parse_hook_request(body: bytes | str, served_hook: str) -> HookRequest:
         raise RequestError("fhirServer is required when fhirAuthorization is present")
 
     context = _required_object(request, "context", "context")
-    draft_orders = _draft_orders(context)
+    draft_orders = _draft_orders(context, limits.max_draft_orders)
     selections = _selections(context, draft_orders) if hook == "order-select" else ()
     prefetch = _optional_object(request, "prefetch", "prefetch") or {}
+    check_entry_count((v for v in prefetch.values() if isinstance(v, dict)), limits.max_bundle_entries, "the prefetch Bundles")
 
     return HookRequest(
         hook=hook,
@@ -147,22 +160,43 @@ def parse_hook_request(body: bytes | str, served_hook: str) -> HookRequest:
     )
 
 
-def _load_json_object(body: bytes | str) -> dict[str, Any]:
-    """Decode the body as strict JSON (UTF-8, no NaN/Infinity) holding an object."""
+def load_json(body: bytes | str, max_depth: int) -> Any:
+    """Decode a request body as strict JSON (UTF-8, no NaN/Infinity), at most ``max_depth`` arrays and objects
+    deep; RequestError (400) with the reason otherwise. Every endpoint that takes JSON reads it through this.
+
+    The depth is checked before parsing: a body that parses can still be too deep for what reads it next
+    (copying, FHIRPath, rendering the answer), which would fail with a RecursionError - a 500.
+    """
     try:
         text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
     except UnicodeDecodeError as error:
         reason = f"the request body is not valid UTF-8: {error.reason} at byte {error.start}"
         raise RequestError(reason) from None
+    raw = bytes(body) if isinstance(body, (bytes, bytearray)) else body.encode("utf-8", "surrogatepass")
+    if _deeper_than(raw, max_depth):
+        raise RequestError(f"the request body nests arrays and objects more than {max_depth} deep; this service reads at most {max_depth}")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
         raise RequestError(f"the request body is not valid JSON: {error}") from None
     except RecursionError:
-        raise RequestError("the request body is not valid JSON: it is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise RequestError("the request body must be a JSON object")
-    return value
+        raise RequestError(f"the request body nests arrays and objects more than {max_depth} deep") from None
+
+
+def _deeper_than(body: bytes, limit: int) -> bool:
+    """Does this JSON text nest arrays and objects more than ``limit`` deep? Linear in the body, and in C: strings
+    are cut out (brackets in them do not count), each bracket becomes a step of +1 or -1, and the deepest
+    running sum is the depth."""
+    steps = array.array("b")
+    steps.frombytes(_JSON_STRING.sub(b"", body).translate(_AS_STEPS, _NOT_A_BRACKET))
+    return max(itertools.accumulate(steps), default=0) > limit
+
+
+def check_entry_count(bundles: Any, limit: int, what: str) -> None:
+    """RequestError (413) when the Bundles hold more than ``limit`` entries together."""
+    total = sum(len(b["entry"]) for b in bundles if isinstance(b.get("entry"), list))
+    if total > limit:
+        raise RequestError(f"{what} hold {total} entries; this service reads at most {limit}", status=413)
 
 
 def _reject_constant(name: str) -> Any:
@@ -211,8 +245,8 @@ def _fhir_authorization(request: dict[str, Any]) -> FhirAuthorization | None:
     )
 
 
-def _draft_orders(context: dict[str, Any]) -> tuple[dict[str, Any], ...]:
-    """The resources of context.draftOrders, checked only as far as we need to address them."""
+def _draft_orders(context: dict[str, Any], limit: int) -> tuple[dict[str, Any], ...]:
+    """The resources of context.draftOrders, checked only as far as we need to address them, at most ``limit``."""
     bundle = _required_object(context, "draftOrders", "context.draftOrders")
     if bundle.get("resourceType") != "Bundle":
         raise RequestError("context.draftOrders.resourceType must be 'Bundle'")
@@ -222,6 +256,8 @@ def _draft_orders(context: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         return ()
     if not isinstance(entries, list):
         raise RequestError("context.draftOrders.entry, when present, must be an array")
+    if len(entries) > limit:
+        raise RequestError(f"context.draftOrders has {len(entries)} entries; this service reads at most {limit}", status=413)
     resources = []
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None

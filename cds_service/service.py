@@ -37,7 +37,7 @@ class CdsService:
         hook = self.hook_of(service_id)
         if hook is None:
             raise RequestError(f"no CDS service with id {service_id!r}", status=404)
-        return self.answer(parse_hook_request(body, hook), today=today, session=session)
+        return self.answer(parse_hook_request(body, hook, self.settings.limits), today=today, session=session)
 
     def answer(self, request: HookRequest, *, today: date | None = None, session: requests.Session | None = None) -> dict:
         selected = request.selected_orders()

@@ -1,5 +1,5 @@
 """The CDS Hooks HTTP endpoints (discovery, service calls, feedback), and what every endpoint shares:
-OperationOutcome errors, CORS, and no 500 with a stack trace."""
+OperationOutcome errors, CORS, security headers, no token in a URL, and no 500 with a stack trace."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .prefetch import DataUnavailable
-from .protocol import RequestError
+from .protocol import RequestError, load_json
 from .service import CdsService
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,10 @@ def feedback(service_id: str) -> Response:
     """Accept feedback (CDS Hooks 2.0 section 4); we log outcomes without patient data."""
     if service().hook_of(service_id) is None:
         return operation_outcome(404, f"no CDS service with id {service_id!r}", "not-found")
-    body = request.get_json(silent=True)
+    try:
+        body = load_json(request.get_data(), service().settings.limits.max_json_depth)
+    except RequestError as exc:
+        return operation_outcome(exc.status, exc.reason, exc.issue_code)
     items = body.get("feedback") if isinstance(body, dict) else None
     if not isinstance(items, list) or not all(
         isinstance(i, dict) and isinstance(i.get("card"), str) and i.get("outcome") in ("accepted", "overridden")
@@ -70,14 +73,31 @@ def feedback(service_id: str) -> Response:
 def register(app: Flask) -> None:
     """The CDS Hooks blueprint and the handlers every blueprint shares."""
     app.register_blueprint(bp)
-    origin = app.extensions["ivig_cds"].settings.cors_allow_origin
+    settings = app.extensions["ivig_cds"].settings
+    origin = settings.cors_allow_origin
+    https = (settings.public_url or "").startswith("https://")
+
+    def no_token_in_the_url() -> Response | None:
+        """A token in a URL ends up in logs, proxies and browser histories: refuse it, and say where it goes.
+        Runs before the JWT check, so that the client learns why."""
+        if any(name.lower() == "access_token" for name in request.args):
+            return operation_outcome(400, "a token is never accepted in the URL (access_token); send the JWT in the "
+                                          "Authorization header as 'Bearer <token>'", "security")
+        return None
+
+    app.before_request_funcs.setdefault(None, []).insert(0, no_token_in_the_url)
 
     @app.after_request
-    def cors(response: Response) -> Response:
+    def headers(response: Response) -> Response:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
         response.headers["Access-Control-Max-Age"] = "600"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.method == "POST":  # hook calls and $apply answer about a patient: no cache may keep them
+            response.headers["Cache-Control"] = "no-store"
+        if https:  # only where the configured public URL says TLS is used (it ends at the proxy in front)
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response
 
     @app.errorhandler(HTTPException)

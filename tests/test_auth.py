@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -23,7 +24,9 @@ from cds_service.auth import (
     SANDBOX_JKU,
     SANDBOX_JWKS,
     AuthSettings,
+    IssuerOverQuota,
     JwtVerifier,
+    ReplayStoreUnavailable,
     Unauthorized,
     require_jwt,
 )
@@ -227,6 +230,14 @@ def test_es256_really_signed_with_a_p256_key_is_rejected(jwks, clock):
 
 def test_typ_other_than_jwt_is_rejected(verifier, ec_key):
     assert "typ" in rejected(verifier, bearer(sign(ec_key, claims(), typ="at+jwt")))
+    assert "typ" in rejected(verifier, bearer(sign(ec_key, claims(), typ="JOSE")))
+    assert "typ" in rejected(verifier, bearer(hand_built({"alg": "ES384", "kid": "ec-1", "typ": ["JWT"]}, claims())))
+
+
+@pytest.mark.parametrize("typ", ["jwt", "application/jwt", "Application/JWT"])
+def test_typ_is_compared_as_rfc_7519_says(verifier, ec_key, typ):
+    """RFC 7519 5.1 / RFC 7515 4.1.9: a media type, compared without case, its "application/" prefix optional."""
+    assert verifier.verify(bearer(sign(ec_key, claims(), typ=typ)), AUD)["iss"] == ISS
 
 
 def test_missing_kid_is_rejected(verifier, ec_key):
@@ -362,8 +373,10 @@ def test_nbf_in_the_future(verifier, ec_key):
 
 
 def test_lifetime_too_long(verifier, ec_key):
-    assert "lifetime" in rejected(verifier, bearer(sign(ec_key, claims(exp=int(NOW) + 3601))))
-    assert verifier.verify(bearer(sign(ec_key, claims(exp=int(NOW) + 3600))), AUD)
+    """Five minutes by default, the lifetime of the CDS Hooks Sandbox's tokens; an hour-long token is refused."""
+    assert "lifetime" in rejected(verifier, bearer(sign(ec_key, claims(exp=int(NOW) + 3600))))
+    assert "lifetime" in rejected(verifier, bearer(sign(ec_key, claims(exp=int(NOW) + 301))))
+    assert verifier.verify(bearer(sign(ec_key, claims(exp=int(NOW) + 300))), AUD)
 
 
 def test_exp_not_after_iat(verifier, ec_key):
@@ -411,7 +424,7 @@ def test_replayed_jti_is_rejected(verifier, ec_key):
 def test_same_jti_in_a_freshly_signed_token_is_rejected(verifier, ec_key, rsa_key):
     payload = claims()
     assert verifier.verify(bearer(sign(ec_key, payload)), AUD)
-    assert "replayed" in rejected(verifier, bearer(sign(rsa_key, {**payload, "exp": payload["exp"] + 1}, alg="RS384", kid="rsa-1")))
+    assert "replayed" in rejected(verifier, bearer(sign(rsa_key, {**payload, "exp": payload["exp"] - 1}, alg="RS384", kid="rsa-1")))
 
 
 def test_a_rejected_token_does_not_burn_its_jti(verifier, ec_key):
@@ -441,15 +454,53 @@ def test_replay_is_detected_across_threads(verifier, ec_key):
     assert sorted(results) == [False] * 7 + [True]
 
 
-def test_replay_cache_is_bounded_and_evicts_expired_entries(jwks, clock, ec_key):
-    v = JwtVerifier(settings(jwks, replay_cache_max_entries=2), now=clock)
+def test_replay_store_quota_is_per_issuer_and_evicts_expired_entries(jwks, clock, ec_key):
+    """One issuer over its quota is told to wait (429, until its oldest token expires); the others are not."""
+    other = "https://other-ehr.example.org"
+    v = JwtVerifier(settings(jwks, replay_quota_per_issuer=2, trusted_issuers=frozenset({ISS, other})), now=clock)
     for _ in range(2):
         assert v.verify(bearer(sign(ec_key, claims())), AUD)
-    assert "full" in rejected(v, bearer(sign(ec_key, claims())))  # fails closed rather than forgetting a jti
-    clock.t = NOW + 300 + 60  # both entries expire at exp + leeway
+    with pytest.raises(IssuerOverQuota) as over:  # fails closed for this issuer rather than forgetting a jti
+        v.verify(bearer(sign(ec_key, claims())), AUD)
+    assert over.value.status == 429 and over.value.retry_after == 300 + 60
+    assert v.verify(bearer(sign(ec_key, claims(iss=other))), AUD)["iss"] == other
+    clock.t = NOW + 300 + 60  # the first issuer's entries expire at exp + leeway
     t = int(clock.t)
     assert v.verify(bearer(sign(ec_key, claims(iat=t, exp=t + 300))), AUD)
-    assert len(v._replay) == 1
+    assert len(v._replay) == 1  # the new one: all three earlier ones expired (and were evicted)
+
+
+def test_a_store_older_than_the_counts_is_counted_when_opened(jwks, clock, ec_key, tmp_path):
+    store = tmp_path / "jti.sqlite3"
+    with sqlite3.connect(store) as old:  # the schema before per-issuer counts
+        old.execute("CREATE TABLE seen (iss TEXT, jti TEXT, expires REAL, PRIMARY KEY (iss, jti))")
+        old.executemany("INSERT INTO seen VALUES (?, ?, ?)", [(ISS, f"old-{i}", NOW + 100) for i in range(2)])
+    v = JwtVerifier(settings(jwks, replay_store=str(store), replay_quota_per_issuer=3), now=clock)
+    assert v.verify(bearer(sign(ec_key, claims())), AUD)
+    with pytest.raises(IssuerOverQuota):
+        v.verify(bearer(sign(ec_key, claims())), AUD)
+
+
+def test_a_locked_replay_store_is_a_503_with_retry_after_and_recovers(jwks, clock, ec_key, tmp_path):
+    """Another process holding the store's write lock past the timeout: 503, not 500; served again once it lets go."""
+    store = str(tmp_path / "jti.sqlite3")
+    v = JwtVerifier(settings(jwks, replay_store=store, replay_store_timeout_seconds=0.05), now=clock)
+    assert v.verify(bearer(sign(ec_key, claims())), AUD)
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    token = bearer(sign(ec_key, claims()))
+    with pytest.raises(ReplayStoreUnavailable) as failed:
+        v.verify(token, AUD)
+    assert failed.value.status == 503 and failed.value.retry_after and failed.value.retry_after > 0
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert v.verify(token, AUD)  # the refused token did not burn its jti
+    assert "replayed" in rejected(v, token)
+
+
+def test_a_replay_store_that_cannot_be_opened_stops_start_up(jwks, clock, tmp_path):
+    with pytest.raises(ReplayStoreUnavailable, match="cannot open"):
+        JwtVerifier(settings(jwks, replay_store=str(tmp_path / "no-such-folder" / "jti.sqlite3")), now=clock)
 
 
 def test_a_replay_to_another_worker_is_caught(jwks, clock, ec_key, tmp_path):
@@ -495,7 +546,7 @@ def test_development_settings_trust_exactly_the_sandbox():
 def test_production_defaults_trust_nobody(ec_key, clock):
     prod = AuthSettings()
     assert (prod.required, prod.trusted_issuers, prod.jwks, prod.jku_allowlist) == (True, frozenset(), None, frozenset())
-    assert (prod.leeway_seconds, prod.max_lifetime_seconds, prod.jwks_cache_seconds, prod.jwks_timeout_seconds) == (60, 3600, 300, 2.0)
+    assert (prod.leeway_seconds, prod.max_lifetime_seconds, prod.jwks_cache_seconds, prod.jwks_timeout_seconds) == (60, 300, 300, 2.0)
     v = JwtVerifier(prod, fetch_jwks=Fetcher(), now=clock)
     rejected(v, None)
     rejected(v, bearer(sign(ec_key, claims(iss=SANDBOX_ISSUER), kid=SANDBOX_KID, jku=SANDBOX_JKU)))
@@ -534,7 +585,7 @@ def test_development_mode_rejects_own_key_carrying_the_sandbox_kid(other_ec_key,
 @pytest.fixture()
 def flask_client(jwks, clock):
     app = Flask(__name__)
-    app.before_request(require_jwt(JwtVerifier(settings(jwks), fetch_jwks=Fetcher(), now=clock)))
+    app.before_request(require_jwt(JwtVerifier(settings(jwks), fetch_jwks=Fetcher(), now=clock), "https://cds.example.org"))
 
     @app.post("/cds-services/ivig-order-sign")
     def service():
@@ -543,7 +594,7 @@ def flask_client(jwks, clock):
     return app.test_client()
 
 
-def test_flask_hook_passes_claims_and_uses_the_url_called_as_audience(flask_client, ec_key):
+def test_flask_hook_passes_claims_and_uses_the_public_url_as_audience(flask_client, ec_key):
     payload = claims()
     response = flask_client.post(
         "/cds-services/ivig-order-sign?debug=1",
@@ -582,3 +633,36 @@ def test_flask_hook_rejects_a_missing_header(flask_client):
     response = flask_client.post("/cds-services/ivig-order-sign", base_url="https://cds.example.org", json={})
     assert response.status_code == 401
     assert response.get_json()["issue"][0]["diagnostics"] == "unauthorized"
+
+
+def test_flask_hook_never_takes_the_audience_from_host_or_forwarded_headers(flask_client, ec_key):
+    """A token minted for another deployment stays refused whatever Host and X-Forwarded-* the caller sends."""
+    elsewhere = "https://cds.other-hospital.example/cds-services/ivig-order-sign"
+    response = flask_client.post(
+        "/cds-services/ivig-order-sign", base_url="http://cds.other-hospital.example", json={},
+        headers={"Authorization": bearer(sign(ec_key, claims(aud=elsewhere))), "Host": "cds.other-hospital.example",
+                 "X-Forwarded-Proto": "https", "X-Forwarded-Host": "cds.other-hospital.example"})
+    assert response.status_code == 401
+    ours = flask_client.post("/cds-services/ivig-order-sign", base_url="http://10.0.0.7:8080", json={},
+                             headers={"Authorization": bearer(sign(ec_key, claims()))})
+    assert ours.status_code == 200  # the public URL, not the address the request came to
+
+
+def test_production_without_a_public_url_refuses_tokens_with_the_reason(jwks, clock, ec_key):
+    app = Flask(__name__)
+    app.before_request(require_jwt(JwtVerifier(settings(jwks), fetch_jwks=Fetcher(), now=clock), None))
+    app.post("/cds-services/ivig-order-sign")(lambda: jsonify({}))
+    response = app.test_client().post("/cds-services/ivig-order-sign", base_url="https://cds.example.org", json={},
+                                      headers={"Authorization": bearer(sign(ec_key, claims()))})
+    assert response.status_code == 503
+    assert "IVIG_CDS_PUBLIC_URL" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def test_development_without_a_public_url_uses_the_url_called(jwks, clock, ec_key):
+    """So that the CDS Hooks Sandbox works on a workstation with nothing configured."""
+    app = Flask(__name__)
+    app.before_request(require_jwt(JwtVerifier(settings(jwks, required=False), fetch_jwks=Fetcher(), now=clock), None))
+    app.post("/cds-services/ivig-order-sign")(lambda: jsonify({}))
+    response = app.test_client().post("/cds-services/ivig-order-sign", base_url="https://cds.example.org", json={},
+                                      headers={"Authorization": bearer(sign(ec_key, claims()))})
+    assert response.status_code == 200

@@ -93,7 +93,7 @@ _COMMON = [
     (raw(b'{"hook": "\xff"}'), "not valid UTF-8"),
     (raw(b'{"hook": NaN}'), "not valid JSON"),
     (raw(b"[]"), "must be a JSON object"),
-    (raw(b'{"a": ' * 10_000), "nested too deeply"),
+    (raw(b'{"a": ' * 10_000), "nests arrays and objects more than 64 deep"),
     (drop("hook"), "hook is required"),
     (put("hook", 42), "hook is required"),
     (drop("hookInstance"), "hookInstance"),

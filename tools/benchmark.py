@@ -33,6 +33,7 @@ from tests.fhir_data import (  # noqa: E402
 
 
 ISSUER = "https://ehr.example.org"
+PUBLIC_URL = "https://cds.example.org"
 
 
 def scenarios() -> dict[str, dict]:
@@ -60,14 +61,14 @@ def main() -> None:
     jwk = {**jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "bench", "alg": "ES384"}
     auth = AuthSettings(trusted_issuers=frozenset({ISSUER}), jwks={"keys": [jwk]})
     started = time.perf_counter()
-    app = create_app(Settings(knowledge_root=ROOT, auth=auth))
+    app = create_app(Settings(knowledge_root=ROOT, auth=auth, public_url=PUBLIC_URL))
     print(f"start-up (load, validate, index definitions): {(time.perf_counter() - started) * 1000:.0f} ms")
     client = app.test_client()
 
     def tokens(path: str, count: int) -> list[dict]:
         now = int(time.time())
         return [{"Authorization": "Bearer " + jwt.encode(
-            {"iss": ISSUER, "aud": f"http://localhost{path}", "iat": now, "exp": now + 3600, "jti": str(uuid.uuid4())},
+            {"iss": ISSUER, "aud": PUBLIC_URL + path, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
             key, algorithm="ES384", headers={"kid": "bench"})} for _ in range(count)]
 
     medians = {}
