@@ -85,6 +85,8 @@ class Settings:
     fhir_max_parallel: int = 6
     #: most pages read for one search; a longer result is not used (412), since part of a record is not the record
     fhir_max_pages: int = 20
+    #: most bytes read of one FHIR answer (one page); a larger one is not read further and not used (412)
+    fhir_max_bytes: int = 20_000_000
     #: largest request body accepted (413 above it)
     max_body_bytes: int = 1_000_000
     #: dose tolerance and how old a body weight may be to dose by (see regimen.DosePolicy)
@@ -106,6 +108,8 @@ class Settings:
         policy = self.dose_policy
         if not 0 <= policy.tolerance < 1 or min(policy.weight_max_age_days_adult, policy.weight_max_age_days_child) < 0:
             raise ConfigurationError(f"{PREFIX}DOSE_TOLERANCE must be in [0, 1) and {PREFIX}WEIGHT_MAX_AGE_DAYS_* not negative")
+        if self.fhir_max_bytes < 1 or self.fhir_max_parallel < 1 or self.fhir_max_pages < 1 or self.fhir_timeout <= 0:
+            raise ConfigurationError(f"{PREFIX}FHIR_MAX_BYTES, _MAX_PARALLEL, _MAX_PAGES and _TIMEOUT must be positive")
         for base in self.fhir_servers:
             scheme = urlsplit(base).scheme
             if scheme not in ("https", "http") or (scheme == "http" and self.mode == "production"):
@@ -128,6 +132,12 @@ class Settings:
         if self.mode == "production" and urlsplit(fhir_server).scheme != "https":
             return False
         return any(fhir_server == base.rstrip("/") or fhir_server.startswith(base.rstrip("/") + "/") for base in self.fhir_servers)
+
+    @property
+    def public_addresses_only(self) -> bool:
+        """Development mode without an allowlist: the client's token goes to public addresses only, never to
+        loopback, private or link-local ones (list such a server in IVIG_CDS_FHIR_SERVERS to call it)."""
+        return not self.fhir_servers
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -160,6 +170,7 @@ class Settings:
                 fhir_timeout=float(get("FHIR_TIMEOUT", "3.0")),
                 fhir_max_parallel=int(get("FHIR_MAX_PARALLEL", "6")),
                 fhir_max_pages=int(get("FHIR_MAX_PAGES", "20")),
+                fhir_max_bytes=int(get("FHIR_MAX_BYTES", "20000000")),
                 max_body_bytes=int(get("MAX_BODY_BYTES", "1000000")),
                 dose_policy=DosePolicy(
                     tolerance=Decimal(get("DOSE_TOLERANCE", str(DosePolicy.tolerance))),

@@ -1,9 +1,14 @@
 """The only module that talks HTTP to a CDS Client's FHIR server.
 
 The access token is held privately and sent only as ``Authorization: Bearer`` to URLs under the
-server base given at construction. It never appears in exceptions, reprs or logs. Redirects are not
-followed (a redirect could carry the token to another host); paging ``next`` links are followed only
-when they lie under the same base.
+server base given at construction, in each request's headers (the keep-alive session is shared by
+calls with other tokens, see outbound). It never appears in exceptions, reprs or logs. Redirects are
+not followed (a redirect could carry the token to another host); paging ``next`` links are followed
+only when they lie under the same base. A URL whose path has a ``.`` or ``..`` segment, also
+percent-encoded, is never asked: a server resolving it would answer for a path outside the base.
+
+Each answer is read as a stream, within the query's deadline (a watchdog shuts the socket down when it
+passes, however slowly the server drips) and up to ``max_bytes`` (a larger answer is not read further).
 """
 from __future__ import annotations
 
@@ -11,23 +16,28 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 
+from . import outbound
 from .fhirjson import obj, objects, text
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 _GONE_ON_READ = (404, 410)  # a read of a resource that does not (or no longer) exist: "no data"
+_CHUNK = 64 * 1024
+DEFAULT_MAX_BYTES = 20_000_000
 
 
 class FhirReadError(Exception):
     """Why a query could not be answered (timeout, connection failure, HTTP status, non-FHIR body).
 
     ``key`` names what was asked for (the relative URL here; resolve() reports the prefetch key);
-    ``code`` is the OperationOutcome issue type to report: "timeout" or "exception".
+    ``code`` is the OperationOutcome issue type to report: "timeout", "too-costly" (the answer is larger
+    than we read), "forbidden" (nothing was sent) or "exception".
     """
 
     def __init__(self, key: str, reason: str, *, code: str = "exception") -> None:
@@ -40,8 +50,10 @@ class FhirReadError(Exception):
 class FhirClient:
     """Reads and searches against one FHIR server base.
 
-    ``timeout`` is the budget for one ``get()`` call, all pages included. Without a ``session``
-    each call uses its own short-lived ``requests.Session``, so one client may be shared by threads.
+    ``timeout`` is the budget for one ``get()`` call, all pages included, reading included. Without a
+    ``session`` the process's pooled keep-alive session for this base is used (outbound.session);
+    either way one client may be shared by threads. ``public_only`` refuses to connect to any
+    loopback, private or other non-public address (checked on the addresses actually connected to).
     """
 
     def __init__(
@@ -51,54 +63,61 @@ class FhirClient:
         *,
         timeout: float,
         max_pages: int = 10,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         session: requests.Session | None = None,
+        public_only: bool = False,
+        pool_size: int = 6,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        if has_dot_segments(self.base_url):
+            raise ValueError("FHIR base URL has '.' or '..' path segments")
         self.timeout = timeout
         self.max_pages = max_pages
+        self.max_bytes = max_bytes
         self._token = access_token
-        self._session = session
+        self._session = session or outbound.session(self.base_url, public_only=public_only, pool_size=pool_size)
 
     def __repr__(self) -> str:
         auth = "bearer token" if self._token else "no token"
         return f"FhirClient({self.base_url!r}, {auth}, timeout={self.timeout})"
 
-    def get(self, relative_url: str) -> dict | None:
+    def get(self, relative_url: str, *, deadline: float | None = None) -> dict | None:
         """GET base/relative_url. Returns the resource (a searchset with all pages merged), or None
         for 404/410 on a read. Raises FhirReadError for anything else.
 
         A search with ``_count`` asks for the first N matches in its ``_sort`` order (the latest
-        weight, the newest labs): its first page is the answer, and further pages are not read."""
+        weight, the newest labs): its first page is the answer, and further pages are not read.
+        ``deadline`` (time.monotonic()) ends the call sooner than ``timeout`` from now, e.g. the hook call's."""
         relative_url = relative_url.lstrip("/")
-        deadline = time.monotonic() + self.timeout
-        with _SessionScope(self._session) as session:
-            resource = self._fetch(session, f"{self.base_url}/{relative_url}", relative_url, deadline,
-                                   missing_ok=_is_read(relative_url))
-            if resource is not None and resource["resourceType"] == "Bundle" and wants_every_page(relative_url):
-                resource = self._follow_pages(session, resource, relative_url, deadline)
-            return resource
+        deadline = _earlier(deadline, time.monotonic() + self.timeout)
+        url = f"{self.base_url}/{relative_url}"
+        if has_dot_segments(url.partition("?")[0]):
+            raise FhirReadError(relative_url, "the query's path has a '.' or '..' segment; not sent", code="forbidden")
+        resource = self._fetch(url, relative_url, deadline, missing_ok=_is_read(relative_url))
+        if resource is not None and resource["resourceType"] == "Bundle" and wants_every_page(relative_url):
+            resource = self._follow_pages(resource, relative_url, deadline)
+        return resource
 
-    def complete(self, bundle: dict, key: str = "Bundle") -> dict:
+    def complete(self, bundle: dict, key: str = "Bundle", *, deadline: float | None = None) -> dict:
         """Follow a partial searchset's ``next`` links (e.g. a paginated prefetch Bundle)."""
-        deadline = time.monotonic() + self.timeout
-        with _SessionScope(self._session) as session:
-            return self._follow_pages(session, bundle, key, deadline, pages=1)
+        return self._follow_pages(bundle, key, _earlier(deadline, time.monotonic() + self.timeout), pages=1)
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _follow_pages(self, session: requests.Session, bundle: dict, key: str, deadline: float,
-                      pages: int = 1) -> dict:
+    def _follow_pages(self, bundle: dict, key: str, deadline: float, pages: int = 1) -> dict:
         merged = dict(bundle)
         entries = list(bundle.get("entry") or [])
         page = bundle
         while (next_url := next_link(page)) is not None:
             if pages >= self.max_pages:
                 raise FhirReadError(key, f"search has more than {self.max_pages} pages; result would be incomplete")
+            if has_dot_segments(next_url.partition("?")[0]):
+                raise FhirReadError(key, "next link has a '.' or '..' path segment; not followed", code="forbidden")
             next_url = urljoin(self.base_url + "/", next_url)
             if not self._under_base(next_url):
                 raise FhirReadError(key, f"next link {_origin(next_url)}... is not on the FHIR server "
-                                         f"{self.base_url}; not followed")
-            page = self._fetch(session, next_url, key, deadline, missing_ok=False)
+                                         f"{self.base_url}; not followed", code="forbidden")
+            page = self._fetch(next_url, key, deadline, missing_ok=False)
             if page is None or page.get("resourceType") != "Bundle":
                 raise FhirReadError(key, "next link did not return a Bundle")
             entries.extend(page.get("entry") or [])
@@ -110,8 +129,7 @@ class FhirClient:
             merged["entry"] = entries
         return merged
 
-    def _fetch(self, session: requests.Session, url: str, key: str, deadline: float, *,
-               missing_ok: bool) -> dict | None:
+    def _fetch(self, url: str, key: str, deadline: float, *, missing_ok: bool) -> dict | None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FhirReadError(key, f"no answer within {self.timeout:g}s", code="timeout")
@@ -119,15 +137,22 @@ class FhirClient:
         if self._token and self._under_base(url):
             headers["Authorization"] = f"Bearer {self._token}"
         log.debug("GET %s", _resource_type(url, self.base_url))  # never the query: it names the patient
-        try:
-            response = session.get(url, headers=headers, timeout=remaining, allow_redirects=False)
-            body = response.content
-        except requests.Timeout:
-            raise FhirReadError(key, f"no answer within {self.timeout:g}s", code="timeout") from None
-        except requests.RequestException as exc:
-            if time.monotonic() >= deadline:  # a read timeout while streaming the body
+        with outbound.deadline_scope(deadline) as scope:
+            try:
+                response = self._session.get(url, headers=headers, timeout=(remaining, remaining),
+                                             allow_redirects=False, stream=True)
+                try:
+                    body = self._read_body(response, key, scope)
+                finally:
+                    response.close()
+            except outbound.AddressRefused as exc:
+                raise FhirReadError(key, str(exc), code="forbidden") from None
+            except (outbound.DeadlinePassed, requests.Timeout):
                 raise FhirReadError(key, f"no answer within {self.timeout:g}s", code="timeout") from None
-            raise FhirReadError(key, f"FHIR server unreachable ({type(exc).__name__})") from None
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if scope.expired or time.monotonic() >= deadline:  # the watchdog ended a slow read
+                    raise FhirReadError(key, f"no answer within {self.timeout:g}s", code="timeout") from None
+                raise FhirReadError(key, f"FHIR server unreachable ({type(exc).__name__})") from None
 
         if missing_ok and response.status_code in _GONE_ON_READ:
             return None
@@ -137,35 +162,62 @@ class FhirClient:
             resource: Any = json.loads(body)
         except ValueError:
             raise FhirReadError(key, "FHIR server answered a body that is not JSON") from None
+        except RecursionError:
+            raise FhirReadError(key, "FHIR server answered JSON nested too deeply to read") from None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise FhirReadError(key, "FHIR server answered JSON that is not a FHIR resource (no resourceType)")
         if resource["resourceType"] == "OperationOutcome":
             raise FhirReadError(key, f"FHIR server answered an OperationOutcome: {outcome_summary(resource)}")
         return resource
 
+    def _read_body(self, response: requests.Response, key: str, scope: outbound.DeadlineScope) -> bytes:
+        """The body, decoded, read chunk by chunk: never more than max_bytes, never past the deadline."""
+        too_large = f"FHIR server answered more than {self.max_bytes} bytes; not read further"
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise FhirReadError(key, too_large, code="too-costly")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = response.raw.read1(_CHUNK, decode_content=True)
+            if scope.expired or time.monotonic() >= scope.deadline:
+                raise FhirReadError(key, f"no answer within {self.timeout:g}s", code="timeout")
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise FhirReadError(key, too_large, code="too-costly")
+            chunks.append(chunk)
+
     def _under_base(self, url: str) -> bool:
         base, target = urlsplit(self.base_url), urlsplit(url)
         if (base.scheme, base.netloc.lower()) != (target.scheme, target.netloc.lower()):
             return False
-        return target.path == base.path or target.path.startswith(base.path.rstrip("/") + "/")
+        if has_dot_segments(target.path):
+            return False
+        base_path, path = _decoded(base.path).rstrip("/"), _decoded(target.path)
+        return path == base_path or path.startswith(base_path + "/")
 
 
-class _SessionScope:
-    """Uses the given session, or a fresh one that is closed afterwards."""
+def has_dot_segments(url_or_path: str) -> bool:
+    """Does this path (or URL) have a '.' or '..' segment, also percent-encoded (once or more) or after a backslash?"""
+    path = urlsplit(url_or_path).path if "://" in url_or_path else url_or_path
+    segments = _decoded(path).replace("\\", "/").split("/")
+    return any(segment in (".", "..") for segment in segments)
 
-    def __init__(self, session: requests.Session | None) -> None:
-        self._given = session
-        self._own: requests.Session | None = None
 
-    def __enter__(self) -> requests.Session:
-        if self._given is not None:
-            return self._given
-        self._own = requests.Session()
-        return self._own
+def _earlier(deadline: float | None, other: float) -> float:
+    return other if deadline is None else min(deadline, other)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._own is not None:
-            self._own.close()
+
+def _decoded(path: str) -> str:
+    """Percent-decoded until nothing changes (a server or proxy may decode twice)."""
+    for _ in range(5):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    return path
 
 
 def wants_every_page(query: str) -> bool:

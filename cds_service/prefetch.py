@@ -13,7 +13,11 @@ a FHIR resource                       token with no value here (e.g. no encounte
 ====================================  ==========================================================
 
 Keys that can be had neither way raise ``DataUnavailable``: the service answers 412 with its
-``operation_outcome()``.
+``operation_outcome()``. An id that is put into a query must be a FHIR id, and fhirServer must have no
+``.``/``..`` path segments: else ``RequestError`` (400), before anything is sent.
+
+Fetches run on the process's shared thread pool and keep-alive sessions (outbound), all within one
+deadline per call; Observation searches that differ only in their codes are sent as one (search_plan).
 """
 from __future__ import annotations
 
@@ -21,14 +25,24 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
 
+from . import outbound, search_plan
+from .fhir_client import (
+    DEFAULT_MAX_BYTES,
+    FhirClient,
+    FhirReadError,
+    has_dot_segments,
+    next_link,
+    outcome_summary,
+    wants_every_page,
+)
 from .fhirjson import obj, objects
-from .fhir_client import FhirClient, FhirReadError, next_link, outcome_summary, wants_every_page
+from .protocol import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +97,8 @@ _USER_TOKENS = {
     "userRelatedPersonId": "RelatedPerson",
 }
 _REFERENCE = re.compile(r"(?:^|/)([A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_RELATIVE_REFERENCE = re.compile(r"[A-Za-z]+/[A-Za-z0-9\-.]{1,64}")
 
 
 def render(template: str, request: _Request) -> str | None:
@@ -91,7 +107,8 @@ def render(template: str, request: _Request) -> str | None:
     Only CDS Hooks 2.0 tokens: ``context.<root field with a primitive value>`` and the user tokens
     derived from ``context.userId`` ("Practitioner/123" -> ``userPractitionerId`` = "123").
     Values are percent-encoded (``/`` kept). Returns None when a token has no value in this request;
-    raises ValueError for a token that is not valid 2.0 syntax (FHIRPath, nested paths, ...).
+    raises ValueError for a token that is not valid 2.0 syntax (FHIRPath, nested paths, ...), and
+    RequestError (400) for an id that is not a FHIR id (``context.*Id``; ``context.userId`` is Type/id).
     """
     missing = False
 
@@ -101,6 +118,7 @@ def render(template: str, request: _Request) -> str | None:
         if value is None:
             missing = True
             return ""
+        _check_id(match.group(1), value)
         return quote(value, safe="/")
 
     rendered = _TOKEN.sub(fill, template)
@@ -124,6 +142,22 @@ def _token_value(token: str, request: _Request) -> str | None:
     return None  # absent, or not a primitive (selections, draftOrders)
 
 
+def _check_id(token: str, value: str) -> None:
+    """Ids go into URL paths: anything but the FHIR id syntax could change which path is asked
+    (``..``, ``/``, ``%2e``) or fail to encode (a lone surrogate)."""
+    name = token.removeprefix("context.")
+    if not name.endswith("Id") and token not in _USER_TOKENS:
+        return
+    if name == "userId":
+        ok, syntax = _RELATIVE_REFERENCE.fullmatch(value) is not None, "Type/id"
+        value = value.partition("/")[2]
+    else:
+        ok, syntax = _FHIR_ID.fullmatch(value) is not None, "a FHIR id"
+    if not ok or value in (".", ".."):
+        raise RequestError(f"context.{name} must be {syntax}: 1 to 64 letters, digits, '-' and '.' "
+                           "(and not '.' or '..'), since it is put into a FHIR query")
+
+
 # ---- resolve --------------------------------------------------------------------------------
 
 def resolve(
@@ -134,16 +168,22 @@ def resolve(
     max_workers: int = 6,
     session: requests.Session | None = None,
     may_call: Callable[[str], bool] = lambda fhir_server: True,
+    public_only: bool = False,
     max_pages: int = 10,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Prefetch:
     """Prefetch data for every template key, from the request or else from fhirServer (in parallel).
 
     Raises DataUnavailable listing every key that could be had neither way. Wall time stays close to
-    one ``timeout`` however many keys are fetched. A given ``session`` is shared by the worker threads.
+    one ``timeout`` however many keys are fetched, and no fetch reads on after it. ``public_only``
+    (development mode without an allowlist) refuses, alike for every such address, a fhirServer that
+    resolves to a loopback, private or other non-public address. A given ``session`` replaces the
+    process's pooled one (tests).
     """
     sent: Mapping[str, Any] = request.prefetch or {}
     result: Prefetch = {}
-    jobs: dict[str, Callable[[FhirClient], dict | None]] = {}
+    queries: dict[str, str] = {}  # key -> query to fetch
+    completions: dict[str, dict] = {}  # key -> prefetched Bundle whose next pages are to be read
     why_missing: dict[str, str] = {}  # key -> why prefetch did not give it (for the 412 text)
 
     for key, template in templates.items():
@@ -156,62 +196,81 @@ def resolve(
             if next_link(value) is None or not wants_every_page(template):
                 result[key] = value
             else:
-                jobs[key] = lambda client, bundle=value, key=key: client.complete(bundle, key)
+                completions[key] = value
                 why_missing[key] = "prefetched Bundle has further pages (next link)"
             continue
         url = render(template, request)
         if url is None:  # a token has no value (e.g. no encounterId): nothing to ask for
             result[key] = None
             continue
-        jobs[key] = lambda client, url=url: client.get(url)
+        queries[key] = url
         why_missing[key] = _why_not_prefetched(value)
 
-    if not jobs:
+    if not queries and not completions:
         return result
+    keys = [*queries, *completions]
     if not request.fhir_server:
-        raise DataUnavailable({key: f"{why_missing[key]} and the request has no fhirServer" for key in jobs},
-                              {key: "not-found" for key in jobs})
-    if not may_call(request.fhir_server):
-        raise DataUnavailable({key: f"{why_missing[key]} and fhirServer is not on this service's allowlist (no request was sent)"
-                               for key in jobs}, {key: "forbidden" for key in jobs})
+        raise DataUnavailable({key: f"{why_missing[key]} and the request has no fhirServer" for key in keys},
+                              {key: "not-found" for key in keys})
+    if has_dot_segments(request.fhir_server):
+        raise RequestError("fhirServer must not have '.' or '..' path segments (also percent-encoded)")
+    refused = None if may_call(request.fhir_server) else "fhirServer is not on this service's allowlist (no request was sent)"
+    if refused is None and public_only:
+        refused = outbound.refusal_for_public_only(request.fhir_server)
+    if refused is not None:
+        raise DataUnavailable({key: f"{why_missing[key]} and {refused}" for key in keys}, {key: "forbidden" for key in keys})
 
     token = request.fhir_authorization.access_token if request.fhir_authorization else None
-    client = FhirClient(request.fhir_server, token, timeout=timeout, max_pages=max_pages, session=session)
-    result.update(_run_parallel(client, jobs, why_missing, timeout, max_workers))
+    client = FhirClient(request.fhir_server, token, timeout=timeout, max_pages=max_pages, max_bytes=max_bytes,
+                        session=session, public_only=public_only, pool_size=max_workers)
+    deadline = time.monotonic() + timeout
+    jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None]]] = {}
+    for search in search_plan.plan(queries):
+        jobs[search.keys] = lambda search=search: search.split(client.get(search.url, deadline=deadline),
+                                                               lambda query: client.get(query, deadline=deadline))
+    for key, bundle in completions.items():
+        jobs[(key,)] = lambda key=key, bundle=bundle: {key: client.complete(bundle, key, deadline=deadline)}
+    result.update(_run_parallel(jobs, why_missing, timeout, max_workers))
     return {key: result[key] for key in templates}  # template order
 
 
-def _run_parallel(client: FhirClient, jobs: dict[str, Callable[[FhirClient], dict | None]],
+def _run_parallel(jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None]]],
                   why_missing: dict[str, str], timeout: float, max_workers: int) -> Prefetch:
-    pool = ThreadPoolExecutor(max_workers=min(max_workers, len(jobs)), thread_name_prefix="prefetch")
+    """Run the jobs (each answers one or more keys) on the process's pool; wait at most about ``timeout``."""
+    pool = outbound.executor(max_workers)
     started = time.monotonic()
-    try:
-        futures: dict[str, Future[dict | None]] = {key: pool.submit(job, client) for key, job in jobs.items()}
-        wait(futures.values(), timeout=timeout + _GRACE)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # do not wait for stragglers
+    futures: dict[tuple[str, ...], Future[dict[str, dict | None]]] = {keys: pool.submit(job) for keys, job in jobs.items()}
+    wait(futures.values(), timeout=timeout + _GRACE)
+    for future in futures.values():
+        future.cancel()  # still queued behind busy workers: never started; running ones end at their deadline
 
     fetched: Prefetch = {}
     reasons: dict[str, str] = {}
     codes: dict[str, str] = {}
-    for key, future in futures.items():
-        if future.cancelled():  # still queued behind max_workers slow fetches
-            reasons[key], codes[key] = f"{why_missing[key]}; not fetched within {timeout:g}s (all workers busy)", "timeout"
+
+    def fail(keys: tuple[str, ...], reason: str, code: str) -> None:
+        for key in keys:
+            reasons[key], codes[key] = f"{why_missing[key]}; {reason}", code
+
+    for keys, future in futures.items():
+        if future.cancelled():
+            fail(keys, f"not fetched within {timeout:g}s (all workers busy)", "timeout")
             continue
         if not future.done():
-            reasons[key], codes[key] = f"{why_missing[key]}; FHIR server gave no answer within {timeout:g}s", "timeout"
+            fail(keys, f"FHIR server gave no answer within {timeout:g}s", "timeout")
             continue
         try:
-            value = future.result()
+            answers = future.result()
         except FhirReadError as exc:
-            reasons[key], codes[key] = f"{why_missing[key]}; {exc.reason}", exc.code
+            fail(keys, exc.reason, exc.code)
             continue
-        failure = _failure(value) if value is not None else None
-        if failure is not None:
-            reasons[key], codes[key] = f"{why_missing[key]}; the search reported an error ({outcome_summary(failure)})", "exception"
-            continue
-        fetched[key] = _without_outcomes(value) if value is not None else None
-    log.debug("prefetch: fetched %d key(s) in %.3fs", len(jobs), time.monotonic() - started)
+        for key, value in answers.items():
+            failure = _failure(value) if value is not None else None
+            if failure is not None:
+                fail((key,), f"the search reported an error ({outcome_summary(failure)})", "exception")
+                continue
+            fetched[key] = _without_outcomes(value) if value is not None else None
+    log.debug("prefetch: %d search(es) in %.3fs", len(jobs), time.monotonic() - started)
     if reasons:
         log.warning("prefetch unavailable for keys %s", {key: codes[key] for key in reasons})  # reasons may name the patient
         raise DataUnavailable(reasons, codes)

@@ -50,8 +50,10 @@ class CdsService:
             timeout=self.settings.fhir_timeout,
             max_workers=self.settings.fhir_max_parallel,
             max_pages=self.settings.fhir_max_pages,
+            max_bytes=self.settings.fhir_max_bytes,
             session=session,
             may_call=self.settings.may_call,
+            public_only=self.settings.public_addresses_only,
         )
         findings = engine.evaluate(
             self.knowledge,

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from cds_service import export
+from cds_service import export, search_plan
 from tests.fhir_data import PATIENT_ID
 from tests.medplum import FhirServer, running_fhir_server
 
@@ -50,6 +50,12 @@ def rendered(templates: dict[str, str], keys: Iterable[str] | None = None) -> di
     """Prefetch key -> the query the service sends for PATIENT_ID (percent-decoded, like log_targets)."""
     return {key: unquote(templates[key].replace("{{context.patientId}}", PATIENT_ID))
             for key in (templates if keys is None else keys)}
+
+
+def planned(templates: dict[str, str], keys: Iterable[str] | None = None) -> list[str]:
+    """The queries the service sends for these keys of PATIENT_ID (search_plan merges Observation searches),
+    percent-decoded like log_targets."""
+    return [unquote(search.url) for search in search_plan.plan(rendered(templates, keys))]
 
 
 def log_targets(entries: Iterable[dict]) -> list[str]:

@@ -6,22 +6,49 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import topics
+from cds_service import search_plan
+from cds_service.app import create_app
+from cds_service.auth import AuthSettings
+from cds_service.config import Settings
+from tests.conftest import ROOT, topics
 from tests.fhir_data import PATIENT_ID, days_ago, gbs, hook_request, ivig_order, prefetch, weight
-from tests.fhir_stub_server import FhirStub, operation_outcome
+from tests.fhir_stub_server import FhirStub, operation_outcome, searchset
 
 TOKEN = "secret-token-123"
 DATA = prefetch(conditions=[gbs(onset=days_ago(4))], weights=[weight(70, when=days_ago(1))])
 
 
-@pytest.fixture
-def fhir(app) -> Iterator[FhirStub]:
-    """A FHIR server that holds exactly the DATA above, at the queries our discovery document announces."""
+@pytest.fixture(scope="module")
+def stub() -> Iterator[FhirStub]:
+    with FhirStub() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def app(stub: FhirStub):
+    """Development mode with the loopback stub allowlisted (without an allowlist, loopback gets no request)."""
+    return create_app(Settings(knowledge_root=ROOT, mode="development", auth=AuthSettings.development(),
+                               fhir_timeout=2.0, fhir_servers=(stub.base_url,)))
+
+
+def searches(app) -> list[search_plan.Search]:
+    """The searches the service sends for PATIENT_ID (Observation searches by code merged into one)."""
     templates = app.extensions["ivig_cds"].templates
-    with FhirStub() as stub:
-        for key, template in templates.items():
-            stub.add(template.replace("{{context.patientId}}", PATIENT_ID), DATA[key])
-        yield stub
+    return search_plan.plan({key: t.replace("{{context.patientId}}", PATIENT_ID) for key, t in templates.items()})
+
+
+@pytest.fixture
+def fhir(app, stub: FhirStub) -> FhirStub:
+    """A FHIR server that holds exactly the DATA above, at the queries the service sends (each key's query alone
+    too, for calls that fetch only some keys)."""
+    stub.routes.clear()
+    stub.requests.clear()
+    for search in searches(app):
+        for key, query in search.parts.items():
+            stub.add(query, DATA[key])
+        if len(search.keys) > 1:
+            stub.add(search.url, searchset([e["resource"] for key in search.keys for e in DATA[key].get("entry", [])]))
+    return stub
 
 
 def with_server(stub: FhirStub, **body) -> dict:
@@ -35,12 +62,13 @@ def essence(cards: list[dict]) -> list[tuple]:
     return [(c["summary"], c["indicator"], c["detail"], [s["label"] for s in c.get("suggestions", [])]) for c in cards]
 
 
-def test_without_prefetch_the_service_fetches_and_gives_the_same_cards(cds, fhir):
+def test_without_prefetch_the_service_fetches_and_gives_the_same_cards(cds, fhir, app):
     from_prefetch = cds(hook_request([ivig_order()], prefetch=DATA))
     from_server = cds(with_server(fhir))
     assert essence(from_server) == essence(from_prefetch)
     assert topics(from_server)["GBS-1"]["suggestions"]
-    assert len(fhir.requests) == len(DATA)
+    assert sorted(r.target for r in fhir.requests) == sorted(search.url for search in searches(app))
+    assert len(fhir.requests) < len(DATA)  # the weight and the labs in one Observation search
     assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in fhir.requests)
 
 
@@ -79,3 +107,4 @@ def test_a_failing_fhir_server_gives_412_not_500_and_never_leaks_the_token(clien
     response = client.post("/cds-services/ivig-order-select", json=with_server(fhir))
     assert response.status_code == 412
     assert "conditions" in response.get_data(as_text=True) and TOKEN not in response.get_data(as_text=True)
+    assert conditions in [r.target for r in fhir.requests]  # the server was asked, and failed

@@ -392,5 +392,7 @@ def test_render_rejects_tokens_outside_cds_hooks_2_0(template: str) -> None:
 
 
 def test_render_percent_encodes_values() -> None:
-    assert render("Patient?identifier={{context.patientId}}", Req(None, patient_id="1&_id=2 #")) == \
-        "Patient?identifier=1%26_id%3D2%20%23"
+    assert render("Coverage?patient=Patient/{{context.patientId}}", Req(None, patient_id="a.b-9")) == \
+        "Coverage?patient=Patient/a.b-9"
+    assert render("Practitioner?x={{context.userId}}", Req(None, user_id="Practitioner/a-1")) == \
+        "Practitioner?x=Practitioner/a-1"

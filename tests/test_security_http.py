@@ -149,7 +149,10 @@ def test_deep_nesting_is_a_400_not_a_500(client):
     assert response.status_code == 400
 
 
-def test_logs_carry_no_patient_identifier_or_token(client, caplog, fhir):
+def test_logs_carry_no_patient_identifier_or_token(caplog, fhir):
+    # the loopback stub allowlisted: without an allowlist, development mode sends nothing to loopback (and logs nothing)
+    client = create_app(Settings(knowledge_root=ROOT, mode="development", auth=AuthSettings.development(),
+                                 fhir_servers=(fhir.base_url,))).test_client()
     body = hook_request([ivig_order()], fhirServer=fhir.base_url, fhirAuthorization={"access_token": "tok-secret", "token_type": "Bearer"})
     with caplog.at_level("DEBUG"):
         client.post(SELECT, json=body)
