@@ -55,18 +55,19 @@ def _tool(name: str) -> str:
     return path
 
 
-def ensure_installed() -> None:
-    """Install tests/fhir_server's locked packages (``npm ci``) when node_modules is missing."""
+def ensure_installed(directory: Path = SERVER_DIR, package: str = "@medplum/fhir-router") -> None:
+    """Install a test folder's locked packages (``npm ci``) when `package` is missing from its node_modules:
+    tests/fhir_server by default, tests/fhirpath_js for the second FHIRPath opinion."""
     with _install_lock:
         _tool("node")
-        if (SERVER_DIR / "node_modules" / "@medplum" / "fhir-router").is_dir():
+        if (directory / "node_modules" / package).is_dir():
             return
         result = subprocess.run(
             [_tool("npm"), "ci", "--no-audit", "--no-fund"],
-            cwd=SERVER_DIR, capture_output=True, text=True, timeout=600,
+            cwd=directory, capture_output=True, text=True, timeout=600,
         )
         if result.returncode != 0:
-            raise MedplumUnavailable(f"npm ci in {SERVER_DIR} failed ({result.returncode}):\n"
+            raise MedplumUnavailable(f"npm ci in {directory} failed ({result.returncode}):\n"
                                      f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
 
 

@@ -1,0 +1,322 @@
+"""A second opinion on every expression of the knowledge: fhirpath.js, the HL7-listed FHIRPath engine, evaluates every
+named definition and every condition on every catalogue patient (tests/patients.py), and must give our engine's answers.
+
+The knowledge must not depend on one engine's quirks: a server operator's engine (HAPI's, or any other) reads the same
+PlanDefinitions. Both engines get the same base inputs (engine.prepare, as a hook call computes them); fhirpath.js
+evaluates the definitions itself, in the same order, each from its own FHIRPath text, and answers memberOf() from a
+table our terminology precomputes for every concept in the inputs (fhirpath.js has no terminology of its own here).
+All patients go to one node process (tests/fhirpath_js/evaluate.mjs, installed like tests/fhir_server/).
+
+Also: the engine's fast membership path (Compiler._membership) gives the collection plain fhirpathpy gives.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhirpathpy.engine.nodes import FP_Type, ResourceNode
+
+from cds_service import discovery, engine
+from cds_service.definitions import Compiled, Compiler, Definitions
+from cds_service.inputs import BASE_INPUTS, facts_from
+from cds_service.knowledge import KnowledgeBase, load
+from cds_service.prefetch import resolve
+from cds_service.protocol import parse_hook_request
+from cds_service.regimen import DosePolicy
+from tests.medplum import MedplumUnavailable, ensure_installed
+from tests.patients import catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+FHIRPATH_JS = Path(__file__).resolve().parent / "fhirpath_js"
+SCRIPT = FHIRPATH_JS / "evaluate.mjs"
+SHOWN = 25  # disagreements spelled out in a failure message; the rest are counted
+
+
+@dataclass(frozen=True)
+class Patient:
+    name: str
+    inputs: dict[str, Any]  # the base inputs, as a hook call computes them
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> KnowledgeBase:
+    return load(ROOT)
+
+
+@pytest.fixture(scope="module")
+def patients(knowledge: KnowledgeBase) -> list[Patient]:
+    """Every catalogue patient's base inputs, from its hook request as the service reads it (prefetch only)."""
+    templates = discovery.prefetch_templates(knowledge)
+    found = []
+    for name, body in catalogue().items():
+        request = parse_hook_request(json.dumps(body), body["hook"])
+        prefetch = resolve(request, templates, timeout=1.0, may_call=lambda _server: False)
+        call = engine.prepare(knowledge, hook=request.hook, selected_orders=request.selected_orders(),
+                              draft_orders=request.draft_orders, facts=facts_from(prefetch), today=date.today(),
+                              policy=DosePolicy())
+        assert call is not None, f"catalogue patient {name!r} has no IVIG order: nothing to evaluate"
+        found.append(Patient(name, call.inputs))
+    return found
+
+
+def evaluation_order(knowledge: KnowledgeBase) -> tuple[str, ...]:
+    """Every named definition, each after the definitions it reads."""
+    order, _ = knowledge.definitions.closure(d.name for d in knowledge.definitions)
+    return order
+
+
+def condition_texts(knowledge: KnowledgeBase) -> tuple[str, ...]:
+    """Every distinct condition of every recommendation, in knowledge order."""
+    return tuple(dict.fromkeys(c.expression.text for r in knowledge.recommendations for c in r.conditions))
+
+
+# ---- what both engines' answers are compared as ----------------------------------------------------------------
+
+
+def comparable(value: Any) -> Any:
+    """A JSON-comparable form of an answer from either engine: a resource by its identity (resourceType/id), FHIRPath
+    types as their FHIRPath string, numbers as doubles to 12 significant digits (JSON noise, not meaning)."""
+    if isinstance(value, ResourceNode):
+        return comparable(value.data)
+    if isinstance(value, FP_Type):
+        return str(value)
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    if isinstance(value, Mapping):
+        if "resourceType" in value:
+            return f"{value['resourceType']}/{value.get('id')}"
+        return {k: comparable(v) for k, v in value.items()}
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, Decimal)):
+        return float(f"{float(value):.12g}")
+    return repr(value)  # anything else differs visibly rather than silently
+
+
+def outcome(run: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """{"value": comparable answer} or {"error": message}: our engine's answer, in the node script's shape."""
+    try:
+        return {"value": comparable(run(*args))}
+    except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exceptions on type errors in the data
+        return {"error": str(exc)[:300]}
+
+
+def defined(definitions: Definitions, name: str, values: dict[str, Any]) -> Any:
+    """A named definition's value, set in `values` as the engine sets it; a failed one reads as empty afterwards, as in
+    evaluate.mjs, so the definitions after it are still compared."""
+    try:
+        definitions.evaluate(name, values)
+        return values[name]
+    finally:
+        values.setdefault(name, [])
+
+
+def theirs(answer: dict[str, Any]) -> dict[str, Any]:
+    return {"error": answer["error"]} if "error" in answer else {"value": comparable(answer["value"])}
+
+
+def same(ours: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Equal answers; two refusals (errors) are the same answer, whatever their wording."""
+    return ("error" in ours and "error" in other) or ours == other
+
+
+# ---- the inputs, as fhirpath.js reads them ------------------------------------------------------------------------
+
+
+def as_json(value: Any) -> Any:
+    """JSON data: a Decimal input as a JSON number (integral ones as integers, as the data would carry them)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {k: as_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_json(v) for v in value]
+    return value
+
+
+def canonical(value: Any) -> str:
+    """The key both engines compute for a concept: JSON with keys sorted at every level, as evaluate.mjs writes it."""
+    if isinstance(value, list):
+        return "[" + ",".join(canonical(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{canonical(value[k])}" for k in sorted(value)) + "}"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # JavaScript writes 1.0 as 1
+    return json.dumps(value, ensure_ascii=False)
+
+
+def objects_in(value: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(value, Mapping):
+        yield value
+        for item in value.values():
+            yield from objects_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from objects_in(item)
+
+
+def memberships(knowledge: KnowledgeBase, inputs: list[Any]) -> dict[str, list[str]]:
+    """Canonical concept -> the ValueSets our terminology puts it in, for every object in the inputs that is in one."""
+    table: dict[str, list[str]] = {}
+    for found in objects_in(inputs):
+        valuesets = knowledge.terminology.codings_in(found)
+        if valuesets:
+            table[canonical(found)] = sorted(valuesets)
+    return table
+
+
+# ---- both engines, on every patient -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    patient: str
+    expression: str  # "%name := FHIRPath" for a definition, the FHIRPath for a condition
+    ours: dict[str, Any]
+    theirs: dict[str, Any]
+
+    def __str__(self) -> str:
+        return (f"patient {self.patient!r}\n    expression: {self.expression}\n    fhirpathpy: {self.ours}\n"
+                f"    fhirpath.js: {self.theirs}")
+
+
+@dataclass(frozen=True)
+class Opinions:
+    definitions: list[tuple[str, str, dict, dict]]  # (patient, name, ours, theirs)
+    conditions: list[tuple[str, str, dict, dict]]  # (patient, FHIRPath, ours, theirs)
+
+
+def fhirpath_js(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """One node run of evaluate.mjs over the whole batch."""
+    try:
+        ensure_installed(FHIRPATH_JS, "fhirpath")
+    except MedplumUnavailable as exc:
+        pytest.fail(f"fhirpath.js cannot be installed: {exc}")
+    result = subprocess.run([shutil.which("node") or "node", str(SCRIPT)], cwd=FHIRPATH_JS, input=json.dumps(batch),
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"{SCRIPT.name} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+    return json.loads(result.stdout)
+
+
+def second_opinion(knowledge: KnowledgeBase, patients: list[Patient],
+                   memberships_of: Callable[[KnowledgeBase, list[Any]], dict[str, list[str]]] | None = None) -> Opinions:
+    """Both engines' answers to every definition and condition on these patients: fhirpath.js in one node run."""
+    order = evaluation_order(knowledge)
+    conditions = condition_texts(knowledge)
+    by_text = {c.expression.text: c.expression for r in knowledge.recommendations for c in r.conditions}
+    texts = {d.name: d.expression.text for d in knowledge.definitions}
+    inputs = [as_json(p.inputs) for p in patients]
+    answers = fhirpath_js({
+        "definitions": [{"name": n, "expression": texts[n]} for n in order],
+        "conditions": list(conditions),
+        "memberships": (memberships_of or memberships)(knowledge, inputs),
+        "patients": inputs,
+    })
+    assert len(answers) == len(patients)
+    definitions, verdicts = [], []
+    for patient, answer in zip(patients, answers):
+        values = dict(patient.inputs)
+        for name in order:
+            ours = outcome(defined, knowledge.definitions, name, values)
+            definitions.append((patient.name, name, ours, theirs(answer["definitions"][name])))
+        for text, their in zip(conditions, answer["conditions"]):
+            verdicts.append((patient.name, text, outcome(by_text[text], values), theirs(their)))
+    return Opinions(definitions, verdicts)
+
+
+@pytest.fixture(scope="module")
+def opinions(knowledge: KnowledgeBase, patients: list[Patient]) -> Opinions:
+    return second_opinion(knowledge, patients)
+
+
+def report(disagreements: list[Disagreement], compared: int) -> str:
+    shown = "\n".join(str(d) for d in disagreements[:SHOWN])
+    more = f"\n... and {len(disagreements) - SHOWN} more" if len(disagreements) > SHOWN else ""
+    return f"{len(disagreements)} of {compared} answers differ between fhirpathpy and fhirpath.js:\n{shown}{more}"
+
+
+def test_every_named_definition_has_the_same_answer_in_fhirpath_js(knowledge, patients, opinions):
+    texts = {d.name: d.expression.text for d in knowledge.definitions}
+    assert len(opinions.definitions) == len(patients) * len(texts) > 0
+    differ = [Disagreement(p, f"%{name} := {texts[name]}", ours, their)
+              for p, name, ours, their in opinions.definitions if not same(ours, their)]
+    assert not differ, report(differ, len(opinions.definitions))
+    # not a vacuous agreement: the catalogue makes most definitions find something for some patient
+    found = {name for _, name, ours, _ in opinions.definitions if ours.get("value") not in ([], None)}
+    assert len(found) >= len(texts) // 2, f"only {sorted(found)} found anything on the catalogue"
+
+
+def test_every_condition_has_the_same_answer_in_fhirpath_js(knowledge, patients, opinions):
+    assert len(opinions.conditions) == len(patients) * len(condition_texts(knowledge)) > 0
+    differ = [Disagreement(p, text, ours, their) for p, text, ours, their in opinions.conditions if not same(ours, their)]
+    assert not differ, report(differ, len(opinions.conditions))
+    answers = {json.dumps(ours) for _, _, ours, _ in opinions.conditions}
+    assert {'{"value": [true]}', '{"value": [false]}'} <= answers, answers
+
+
+def test_the_comparison_sees_a_difference(knowledge, patients):
+    """Not agreement by construction: withhold one diagnosis' ValueSets from fhirpath.js's table, and the definitions
+    and conditions that read that diagnosis must come out different."""
+    patient = next(p for p in patients if p.inputs["conditions"])
+    hidden = canonical(as_json(patient.inputs["conditions"][0]["code"]))
+
+    def withheld(kb: KnowledgeBase, inputs: list[Any]) -> dict[str, list[str]]:
+        table = memberships(kb, inputs)
+        assert table.pop(hidden)
+        return table
+
+    found = second_opinion(knowledge, [patient], withheld)
+    differ = {name for _, name, ours, their in found.definitions if not same(ours, their)}
+    diagnoses = {name for _, name, ours, _ in found.definitions if ours.get("value") and name.endswith("Diagnosis")}
+    assert diagnoses and diagnoses <= differ, (diagnoses, differ)
+    assert any(not same(ours, their) for _, _, ours, their in found.conditions)
+
+
+def test_memberships_are_precomputed_for_the_concepts_the_conditions_read(knowledge, patients):
+    """The table fhirpath.js answers memberOf() from holds each coded record's concept with our terminology's answer."""
+    inputs = [as_json(p.inputs) for p in patients]
+    table = memberships(knowledge, inputs)
+    conditions = [c for p in inputs for c in p["conditions"]]
+    assert conditions
+    for condition in conditions:
+        assert table[canonical(condition["code"])] == sorted(knowledge.terminology.codings_in(condition["code"]))
+
+
+# ---- the fast membership path -------------------------------------------------------------------------------------
+
+
+class PlainCompiler(Compiler):
+    """Our compiler without its index path: every expression through fhirpathpy, with the same memberOf()."""
+
+    def _membership(self, text: str) -> Compiled | None:
+        return None
+
+
+def test_fast_membership_path_gives_what_plain_fhirpathpy_gives(knowledge, patients):
+    fast = Compiler(knowledge.terminology, BASE_INPUTS)
+    plain = PlainCompiler(knowledge.terminology, BASE_INPUTS)
+    shapes = [(d.name, d.expression.text, fast._membership(d.expression.text)) for d in knowledge.definitions]
+    membership = [(name, text, run) for name, text, run in shapes if run is not None]
+    assert len(membership) >= len(shapes) // 2, "the fast path no longer covers the membership definitions"
+    loaded_by_name = {d.name: d.expression for d in knowledge.definitions}
+    differ = []
+    for name, text, run in membership:
+        slow = plain.compile({"language": "text/fhirpath", "expression": text}, (), keep_types=True)
+        loaded = loaded_by_name[name]
+        for patient in patients:
+            expected = [item.data if isinstance(item, ResourceNode) else item for item in slow(patient.inputs)]
+            for path, got in (("Compiler._membership", run({}, patient.inputs)), ("the loaded knowledge", loaded(patient.inputs))):
+                if got != expected:
+                    differ.append(f"{patient.name!r}: %{name} := {text}\n    {path}: {comparable(got)}\n"
+                                  f"    fhirpathpy: {comparable(expected)}")
+    assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:SHOWN])
+    found = sum(1 for _, _, run in membership for p in patients if run({}, p.inputs))
+    assert found >= len(patients), "the catalogue patients should match some membership definitions"
