@@ -21,10 +21,21 @@ from .regimen import DosePolicy
 
 PREFIX = "IVIG_CDS_"
 MODES = ("production", "development")
+#: the databases the card and feedback store is tested against
+STORE_SCHEMES = ("sqlite", "postgresql")
+#: a shorter reviewer token could be guessed by trying
+MIN_REVIEWER_TOKEN = 16
 
 
 class ConfigurationError(ValueError):
     """A setting we refuse to start with."""
+
+
+def default_store_url() -> str:
+    """A SQLite file that outlives restarts and reboots (so not the temp dir nor /dev/shm): the XDG state
+    directory, $XDG_STATE_HOME or ~/.local/state, under ivig-cds/. Created on first start."""
+    state = os.environ.get("XDG_STATE_HOME", "").strip() or str(Path.home() / ".local" / "state")
+    return f"sqlite:///{Path(state) / 'ivig-cds' / 'store.sqlite3'}"
 
 
 def _default_knowledge_root() -> Path:
@@ -56,6 +67,12 @@ class Settings:
     dose_policy: DosePolicy = field(default_factory=DosePolicy)
     #: Access-Control-Allow-Origin; the CDS Hooks Sandbox calls from a browser
     cors_allow_origin: str = "*"
+    #: SQLAlchemy URL of the card and feedback store (sqlite:///FILE or postgresql://...); may hold a password
+    store_url: str = field(default_factory=default_store_url, repr=False)
+    #: cards (and their feedback) shown more than this many days ago are deleted at start-up; 0 keeps everything
+    retention_days: int = 730
+    #: the credential that opens GET /report; None = no report served (404)
+    reviewer_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -63,6 +80,12 @@ class Settings:
         policy = self.dose_policy
         if not 0 <= policy.tolerance < 1 or min(policy.weight_max_age_days_adult, policy.weight_max_age_days_child) < 0:
             raise ConfigurationError(f"{PREFIX}DOSE_TOLERANCE must be in [0, 1) and {PREFIX}WEIGHT_MAX_AGE_DAYS_* not negative")
+        if self.retention_days < 0:
+            raise ConfigurationError(f"{PREFIX}RETENTION_DAYS must be 0 (keep everything) or a number of days")
+        if self.reviewer_token is not None and len(self.reviewer_token) < MIN_REVIEWER_TOKEN:
+            raise ConfigurationError(f"{PREFIX}REVIEWER_TOKEN must be at least {MIN_REVIEWER_TOKEN} characters")
+        if urlsplit(self.store_url).scheme.partition("+")[0] not in STORE_SCHEMES:
+            raise ConfigurationError(f"{PREFIX}STORE_URL must start with one of {', '.join(s + '://' for s in STORE_SCHEMES)}")
         for base in self.fhir_servers:
             scheme = urlsplit(base).scheme
             if scheme not in ("https", "http") or (scheme == "http" and self.mode == "production"):
@@ -113,6 +136,9 @@ class Settings:
                     weight_max_age_days_child=int(get("WEIGHT_MAX_AGE_DAYS_CHILD", str(DosePolicy.weight_max_age_days_child))),
                 ),
                 cors_allow_origin=get("CORS_ALLOW_ORIGIN", "*"),
+                store_url=get("STORE_URL") or default_store_url(),
+                retention_days=int(get("RETENTION_DAYS", str(cls.retention_days))),
+                reviewer_token=get("REVIEWER_TOKEN") or None,
             )
         except (OSError, ValueError, InvalidOperation) as exc:
             if isinstance(exc, ConfigurationError):
