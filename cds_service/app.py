@@ -10,6 +10,7 @@ from . import fhir_api, knowledge, web
 from .auth import JwtVerifier, require_jwt
 from .config import Settings
 from .service import CdsService
+from .store import Store
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -20,8 +21,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies get 413
-    app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings)
+    app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings, open_store(settings))
     app.before_request(require_jwt(JwtVerifier(settings.auth)))
     web.register(app)
     app.register_blueprint(fhir_api.bp)
     return app
+
+
+def open_store(settings: Settings) -> Store:
+    """The card and feedback store, created or upgraded to the current schema, with cards older than the
+    retention period deleted: both happen at every start-up (one process; gunicorn forks after it)."""
+    store = Store(settings.store_url)
+    store.upgrade()
+    deleted = store.purge(settings.retention_days)
+    if deleted:
+        logging.getLogger(__name__).info("deleted %d cards older than %d days, with their feedback", deleted, settings.retention_days)
+    store.release_connections()
+    return store

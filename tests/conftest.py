@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,12 @@ from cds_service.config import Settings
 from tests.fhir_data import days_ago, hook_request, ivig_order, prefetch, weight
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every app the tests start keeps its cards in a store of this run (the default SQLite file lives under
+# $XDG_STATE_HOME), never in the store of the user running the tests; service processes inherit it.
+_STATE = tempfile.mkdtemp(prefix="ivig-cds-test-state-")
+os.environ["XDG_STATE_HOME"] = _STATE
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
