@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, Response, request
 
-from . import fhir_api, knowledge, web
+from . import fhir_api, knowledge, report_api, web
 from .auth import JwtVerifier, require_jwt
 from .config import Settings
 from .service import CdsService
@@ -22,9 +22,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies get 413
     app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings, open_store(settings))
-    app.before_request(require_jwt(JwtVerifier(settings.auth)))
+    check_jwt = require_jwt(JwtVerifier(settings.auth))
+
+    def check_jwt_unless_report() -> Response | None:
+        """The report is for reviewers in a browser, with a credential of its own (report_api.py)."""
+        return None if request.blueprint == report_api.bp.name else check_jwt()
+
+    app.before_request(check_jwt_unless_report)
     web.register(app)
     app.register_blueprint(fhir_api.bp)
+    app.register_blueprint(report_api.bp)
     return app
 
 

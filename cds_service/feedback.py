@@ -92,7 +92,7 @@ def _timestamp(value: Any, where: str) -> datetime:
     if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
         raise RequestError(f"{where} must be an ISO 8601 date-time with a time zone, e.g. 2026-11-24T10:05:31Z")
     try:
-        return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.upper())
     except ValueError as exc:  # e.g. 2026-02-30 or 25:00
         raise RequestError(f"{where} is not a real date and time: {exc}") from exc
 
