@@ -185,11 +185,15 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 class Store:
     """The store behind one SQLAlchemy engine. Thread-safe (the engine pools connections)."""
 
-    def __init__(self, store_url: str):
+    def __init__(self, store_url: str, *, create: bool = True):
+        """create=False (the report) opens an existing SQLite file only, rather than leave an empty one behind."""
         url = engine_url(store_url)
         self.kind = url.get_backend_name()
         if self.kind == "sqlite" and url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # nothing to set up: a file on first start
+            if create:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # nothing to set up: a file on first start
+            elif not Path(url.database).is_file():
+                raise StoreError(f"no store at {url.database}: the service creates it on its first start")
         self.engine: Engine = create_engine(url, pool_pre_ping=self.kind != "sqlite")
         if self.kind == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
