@@ -171,9 +171,12 @@ def _buckets(period: Period, bucket: str) -> list[date]:
 # ---- charts --------------------------------------------------------------------------------------------
 
 
-def _layout(figure: go.Figure, title: str, height: int) -> go.Figure:
+def _layout(figure: go.Figure, title: str, height: int, *, empty: str | None = None) -> go.Figure:
+    """The charts' common look; `empty` is said across a chart with nothing to draw, so it is not taken for a fault."""
+    if empty:
+        figure.add_annotation(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 16})
     figure.update_layout(title=title, barmode="stack", height=height, template="plotly_white",
-                         margin={"l": 90, "r": 20, "t": 60, "b": 50}, legend={"orientation": "h", "y": -0.15})
+                         margin={"l": 90, "r": 20, "t": 60, "b": 50}, legend={"orientation": "h", "y": -0.15, "traceorder": "normal"})
     return figure
 
 
@@ -186,7 +189,8 @@ def outcome_chart(summary: Summary) -> go.Figure:
                hovertemplate="%{customdata}<br>" + outcome + ": %{x}<extra></extra>")
         for outcome in OUTCOMES
     ])
-    return _layout(figure, "Cards by recommendation and outcome", max(300, 120 + 28 * len(rows)))
+    return _layout(figure, "Cards by recommendation and outcome", max(300, 120 + 28 * len(rows)),
+                   empty=None if rows else "No card was shown in this period")
 
 
 def reason_chart(summary: Summary) -> go.Figure:
@@ -201,7 +205,8 @@ def reason_chart(summary: Summary) -> go.Figure:
         for row in summary.rows if row.reasons
     ])
     figure.update_yaxes(automargin=True)
-    return _layout(figure, "Override reasons", max(300, 140 + 36 * len(order)))
+    return _layout(figure, "Override reasons", max(300, 140 + 36 * len(order)),
+                   empty=None if order else "No card was overridden in this period")
 
 
 def trend_chart(summary: Summary) -> go.Figure:
@@ -223,7 +228,7 @@ def render(summary: Summary, *, generated_at: datetime | None = None) -> str:
     """The whole page, plotly.js inlined once."""
     charts = [("outcomes", outcome_chart(summary)), ("reasons", reason_chart(summary)), ("trend", trend_chart(summary))]
     figures = "\n".join(
-        f'<section class="chart" id="chart-{name}">'
+        f'<section class="chart{" wide" if name == "trend" else ""}" id="chart-{name}">'
         + pio.to_html(figure, full_html=False, include_plotlyjs=i == 0, div_id=f"plot-{name}",
                       config={"displaylogo": False, "responsive": True})
         + "</section>"
@@ -247,29 +252,38 @@ feedback came). How much an EHR reports differs between EHRs: many ignored cards
 feedback.</p>
 <p class="totals" id="totals">{total.shown} cards shown: {total.accepted} accepted, {total.overridden} overridden,
 {total.ignored} ignored.</p>
-{_table(summary)}
+<div class="charts">
 {figures}
+</div>
+{_table(summary)}
 {_reasons(summary)}
 </body></html>
 """
 
 
 def _table(summary: Summary) -> str:
+    """Recommendations that had cards, in the guideline's order; the others named below it, folded away."""
     lines = []
-    for row in summary.rows:
+    for row in (r for r in summary.rows if r.counts.shown):
         c = row.counts
         reasons = "; ".join(f"{html.escape(reason)}: {n}" for reason, n in row.reasons.most_common())
         lines.append(
-            f'<tr data-code="{html.escape(row.code)}"{"" if c.shown else " class=quiet"}>'
+            f'<tr data-code="{html.escape(row.code)}">'
             f'<th scope="row"><span class="code">{html.escape(row.code or "(none)")}</span> {html.escape(row.label)}</th>'
             f'<td data-col="shown">{c.shown}</td><td data-col="accepted">{c.accepted}</td>'
             f'<td data-col="overridden">{c.overridden}</td><td data-col="ignored">{c.ignored}</td>'
             f'<td data-col="accepted-share">{c.share("accepted")}</td><td data-col="overridden-share">{c.share("overridden")}</td>'
             f'<td data-col="reasons">{reasons}</td></tr>'
         )
+    quiet = [row for row in summary.rows if not row.counts.shown]
+    folded = "" if not quiet else (
+        f'<details id="no-cards"><summary>{len(quiet)} recommendations showed no card in this period</summary><ul>'
+        + "".join(f'<li data-code="{html.escape(r.code)}"><span class="code">{html.escape(r.code)}</span> {html.escape(r.label)}</li>'
+                  for r in quiet)
+        + "</ul></details>")
     t = summary.total
     return f"""<table id="by-recommendation">
-<caption>Per recommendation (in the guideline's order; recommendations with no card in the period are greyed)</caption>
+<caption>Per recommendation, in the guideline's order</caption>
 <thead><tr><th scope="col">Recommendation</th><th scope="col">Shown</th><th scope="col">Accepted</th>
 <th scope="col">Overridden</th><th scope="col">Ignored</th><th scope="col">Accepted</th><th scope="col">Overridden</th>
 <th scope="col">Override reasons</th></tr></thead>
@@ -279,7 +293,8 @@ def _table(summary: Summary) -> str:
 <tfoot><tr data-code="*total*"><th scope="row">All recommendations</th><td data-col="shown">{t.shown}</td>
 <td data-col="accepted">{t.accepted}</td><td data-col="overridden">{t.overridden}</td><td data-col="ignored">{t.ignored}</td>
 <td data-col="accepted-share">{t.share("accepted")}</td><td data-col="overridden-share">{t.share("overridden")}</td><td></td></tr></tfoot>
-</table>"""
+</table>
+{folded}"""
 
 
 def _reasons(summary: Summary) -> str:
@@ -306,10 +321,12 @@ th, td { border-bottom: 1px solid #e0e0e0; padding: 0.35em 0.5em; vertical-align
 td { text-align: right; font-variant-numeric: tabular-nums; }
 td[data-col=reasons] { text-align: left; }
 th[scope=row] { text-align: left; font-weight: normal; }
-tr.quiet { color: #9e9e9e; }
+details { color: #616161; margin-bottom: 1.5em; }
 tfoot th, tfoot td { font-weight: 600; border-top: 2px solid #616161; }
 .code { font-family: ui-monospace, monospace; font-weight: 600; }
-.chart { margin: 1.5em 0; }
+.chart { margin: 1em 0; }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 0 1.5em; }
+.charts .wide { grid-column: 1 / -1; }
 """
 
 

@@ -298,3 +298,17 @@ def test_development_mode_does_not_open_the_report(seeded):
     url, _ = seeded
     client = create_app(Settings(knowledge_root=ROOT, store_url=url, mode="development", auth=AuthSettings.development())).test_client()
     assert client.get("/report").status_code == 404
+
+
+def test_an_empty_period_says_so(tmp_path, browser, labels):
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    store.upgrade()
+    out = tmp_path / "empty.html"
+    out.write_text(report.build(store, PERIOD, labels), encoding="utf-8")
+    context = browser.new_context(offline=True)
+    page, _, errors = open_page(context, out.as_uri())
+    assert cell(page, "*total*", "shown") == "0" and errors == []
+    assert page.locator("#plot-outcomes").get_by_text("No card was shown in this period").count() == 1
+    assert page.locator("#plot-reasons").get_by_text("No card was overridden in this period").count() == 1
+    assert page.locator("#no-cards li").count() == len(labels)
+    context.close()
