@@ -228,7 +228,7 @@ def render(summary: Summary, *, generated_at: datetime | None = None) -> str:
     """The whole page, plotly.js inlined once."""
     charts = [("outcomes", outcome_chart(summary)), ("reasons", reason_chart(summary)), ("trend", trend_chart(summary))]
     figures = "\n".join(
-        f'<section class="chart{" wide" if name == "trend" else ""}" id="chart-{name}">'
+        f'<section class="chart" id="chart-{name}">'
         + pio.to_html(figure, full_html=False, include_plotlyjs=i == 0, div_id=f"plot-{name}",
                       config={"displaylogo": False, "responsive": True})
         + "</section>"
@@ -325,8 +325,6 @@ details { color: #616161; margin-bottom: 1.5em; }
 tfoot th, tfoot td { font-weight: 600; border-top: 2px solid #616161; }
 .code { font-family: ui-monospace, monospace; font-weight: 600; }
 .chart { margin: 1em 0; }
-.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 0 1.5em; }
-.charts .wide { grid-column: 1 / -1; }
 """
 
 
