@@ -285,7 +285,7 @@ def _table(summary: Summary) -> str:
     return f"""<table id="by-recommendation">
 <caption>Per recommendation, in the guideline's order</caption>
 <thead><tr><th scope="col">Recommendation</th><th scope="col">Shown</th><th scope="col">Accepted</th>
-<th scope="col">Overridden</th><th scope="col">Ignored</th><th scope="col">Accepted</th><th scope="col">Overridden</th>
+<th scope="col">Overridden</th><th scope="col">Ignored</th><th scope="col">Accepted %</th><th scope="col">Overridden %</th>
 <th scope="col">Override reasons</th></tr></thead>
 <tbody>
 {chr(10).join(lines)}
