@@ -191,7 +191,10 @@ class Store:
         self.kind = url.get_backend_name()
         if self.kind == "sqlite" and url.database and url.database != ":memory:":
             if create:
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # nothing to set up: a file on first start
+                try:
+                    Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # nothing to set up: a file on first start
+                except OSError as exc:
+                    raise StoreError(f"cannot create the folder of the store {url.database}: {exc.strerror}") from exc
             elif not Path(url.database).is_file():
                 raise StoreError(f"no store at {url.database}: the service creates it on its first start")
         self.engine: Engine = create_engine(url, pool_pre_ping=self.kind != "sqlite")
