@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -209,13 +210,10 @@ class Store:
         hosts starting together do not migrate at once."""
         from alembic import command
 
-        try:
-            with self.engine.begin() as connection:
-                if self.kind == "postgresql":
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-                command.upgrade(alembic_config(connection), "head")
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot create or upgrade the {self.kind} store: {type(exc).__name__}") from exc
+        with self._failing(f"cannot create or upgrade the {self.kind} store"), self.engine.begin() as connection:
+            if self.kind == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            command.upgrade(alembic_config(connection), "head")
 
     def check_current(self) -> None:
         """Refuse (StoreError) a store the service has not created, or one at another schema version."""
@@ -223,11 +221,8 @@ class Store:
         from alembic.script import ScriptDirectory
 
         head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-        try:
-            with self.engine.connect() as connection:
-                current = MigrationContext.configure(connection).get_current_revision()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the {self.kind} store: {type(exc).__name__}") from exc
+        with self._failing(f"cannot read the {self.kind} store"), self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
         if current is None:
             raise StoreError("the store holds no cards yet: the service creates it on its first start")
         if current != head:
@@ -240,12 +235,10 @@ class Store:
             return 0
         cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
         old = select(CARDS.c.uuid).where(CARDS.c.shown_at < cutoff)
-        try:
-            with self.engine.begin() as connection:  # feedback first: SQLite enforces the key only when asked
-                connection.execute(delete(FEEDBACK).where(FEEDBACK.c.card_uuid.in_(old)))
-                return connection.execute(delete(CARDS).where(CARDS.c.shown_at < cutoff)).rowcount or 0
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot delete old cards from the {self.kind} store: {type(exc).__name__}") from exc
+        # feedback first: SQLite enforces the foreign key only when asked
+        with self._failing(f"cannot delete old cards from the {self.kind} store"), self.engine.begin() as connection:
+            connection.execute(delete(FEEDBACK).where(FEEDBACK.c.card_uuid.in_(old)))
+            return connection.execute(delete(CARDS).where(CARDS.c.shown_at < cutoff)).rowcount or 0
 
     def release_connections(self) -> None:
         """Close pooled connections: called before gunicorn forks, so no worker inherits a parent's socket."""
@@ -271,11 +264,8 @@ class Store:
         ]
         if not rows:
             return
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(CARDS), rows)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot record cards in the {self.kind} store: {type(exc).__name__}") from exc
+        with self._failing(f"cannot record cards in the {self.kind} store"), self.engine.begin() as connection:
+            connection.execute(insert(CARDS), rows)
 
     # ---- feedback -------------------------------------------------------------------------------------
 
@@ -286,11 +276,8 @@ class Store:
         if not wanted:
             return {}
         query = select(CARDS.c.uuid, CARDS.c.service_id, CARDS.c.suggestions).where(CARDS.c.uuid.in_(wanted))
-        try:
-            with self.engine.connect() as connection:
-                rows = connection.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read cards from the {self.kind} store: {type(exc).__name__}") from exc
+        with self._failing(f"cannot read cards from the {self.kind} store"), self.engine.connect() as connection:
+            rows = connection.execute(query).all()
         return {row.uuid: RecordedCard(row.uuid, row.service_id, tuple(row.suggestions or ())) for row in rows}
 
     def record_feedback(self, entries: Sequence[FeedbackEntry], *, now: datetime | None = None) -> None:
@@ -313,11 +300,8 @@ class Store:
         ]
         if not rows:
             return
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(FEEDBACK), rows)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot store feedback in the {self.kind} store: {type(exc).__name__}") from exc
+        with self._failing(f"cannot store feedback in the {self.kind} store"), self.engine.begin() as connection:
+            connection.execute(insert(FEEDBACK), rows)
 
     # ---- the report ------------------------------------------------------------------------------------
 
@@ -334,12 +318,9 @@ class Store:
             .where(CARDS.c.shown_at >= since, CARDS.c.shown_at < until)
             .order_by(FEEDBACK.c.outcome_at, FEEDBACK.c.id)
         )
-        try:
-            with self.engine.connect() as connection:
-                cards = connection.execute(cards_query).all()
-                latest = {row.card_uuid: row for row in connection.execute(feedback_query)}  # later rows win
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the {self.kind} store: {type(exc).__name__}") from exc
+        with self._failing(f"cannot read the {self.kind} store"), self.engine.connect() as connection:
+            cards = connection.execute(cards_query).all()
+            latest = {row.card_uuid: row for row in connection.execute(feedback_query)}  # later rows win
         result = []
         for card in cards:
             fb = latest.get(card.uuid)
@@ -357,6 +338,15 @@ class Store:
     def table_names(self) -> set[str]:
         with self.engine.connect() as connection:
             return set(inspect(connection).get_table_names())
+
+    @contextmanager
+    def _failing(self, what: str) -> Iterator[None]:
+        """Database errors as StoreError saying what failed; the driver's message is left out, since it may
+        quote the URL (and a password) or the values written."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what}: {type(exc).__name__}") from exc
 
     def _after_fork(self) -> None:
         """A worker forked from the process that made the engine must not use the parent's pooled sockets."""
