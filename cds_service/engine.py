@@ -7,13 +7,15 @@ disease; diseases are ValueSets and FHIRPath conditions in the knowledge base.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase, Recommendation
 from .orders import OrderKind
+from .terminology import ConceptIndex
 from .regimen import Comparison, Course, DosePolicy, WeightStanding, compare, draft_dosage, weight_standing
 
 
@@ -37,6 +39,58 @@ class Finding:
         return self.comparison is not None and self.comparison.conforms is False
 
 
+@dataclass(frozen=True)
+class Call:
+    """The IVIG drafts of one hook call, taken as one course, and the base inputs the knowledge's FHIRPath reads."""
+
+    orders: tuple[dict, ...]
+    course: Course
+    inputs: dict[str, Any]  # the base inputs by name; evaluation adds the named definitions it needs
+    route_undetermined: bool
+    index: ConceptIndex  # which ValueSets hold each of the call's concepts, each looked up once
+
+
+def prepare(
+    knowledge: KnowledgeBase,
+    *,
+    hook: str,
+    selected_orders: Sequence[dict],
+    draft_orders: Sequence[dict],
+    facts: PatientFacts,
+    today: date,
+    policy: DosePolicy,
+) -> Call | None:
+    """The call's IVIG drafts and inputs; None when no selected order is IVIG (nor immunoglobulin whose route decides).
+
+    Two IVIG drafts signed together are one patient's course, so they are checked by their sum and offered one
+    regimen, never one each."""
+    rules = knowledge.order_rules
+    kinds = [(order, rules.kind(order)) for order in selected_orders]
+    ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.IVIG)
+    route_undetermined = not ivig_orders
+    if route_undetermined:
+        ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.ROUTE_DECIDES)
+    if not ivig_orders:
+        return None
+    course = Course(tuple(draft_dosage(o) for o in ivig_orders))
+    mine = {id(o) for o in ivig_orders}
+    index = ConceptIndex(knowledge.terminology)
+    inputs = named_inputs(
+        facts,
+        hook=hook,
+        orders=ivig_orders,
+        other_orders=[o for o in draft_orders if id(o) not in mine],
+        course=course,
+        highest_total_per_kg=knowledge.highest_course_total_per_kg,
+        dose_tolerance=policy.tolerance,
+        route_undetermined=route_undetermined,
+        is_ivig=rules.is_ivig,
+        is_known=index.is_known,
+        today=today,
+    )
+    return Call(ivig_orders, course, inputs, route_undetermined, index)
+
+
 def evaluate(
     knowledge: KnowledgeBase,
     *,
@@ -49,69 +103,51 @@ def evaluate(
 ) -> list[Finding]:
     """Findings for the IVIG orders among the selected orders, taken as one course; none when there is no IVIG order.
 
-    Each recommendation speaks at most once per call: two IVIG drafts signed together are one patient's course,
-    so they are checked by their sum and offered one regimen, never one each. When the only immunoglobulin orders
-    are ones whose route decides (a dual-route product with no route), only the recommendations that speak of
-    the route (read %routeUndetermined) are evaluated: the guideline's advice would be about a drug we cannot
-    name yet."""
-    terminology, rules = knowledge.terminology, knowledge.order_rules
-    kinds = [(order, rules.kind(order)) for order in selected_orders]
-    ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.IVIG)
-    route_undetermined = not ivig_orders
-    if route_undetermined:
-        ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.ROUTE_DECIDES)
-    if not ivig_orders:
-        return []
-    course = Course(tuple(draft_dosage(o) for o in ivig_orders))
-    mine = {id(o) for o in ivig_orders}
+    Each recommendation speaks at most once per call. When the only immunoglobulin orders are ones whose route
+    decides (a dual-route product with no route), only the recommendations that speak of the route (read
+    %routeUndetermined) are evaluated: the guideline's advice would be about a drug we cannot name yet."""
     age = facts.age_years(today)
+    if facts.weight is not None and (implausible := policy.implausible(facts.weight, age)) is not None:
+        facts = replace(facts, weight=None, weight_note=implausible)  # a weight we cannot believe is no weight
+    call = prepare(knowledge, hook=hook, selected_orders=selected_orders, draft_orders=draft_orders, facts=facts,
+                   today=today, policy=policy)
+    if call is None:
+        return []
     standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
-    inputs = named_inputs(
-        facts,
-        hook=hook,
-        orders=ivig_orders,
-        other_orders=[o for o in draft_orders if id(o) not in mine],
-        course=course,
-        highest_total_per_kg=knowledge.highest_course_total_per_kg,
-        dose_tolerance=policy.tolerance,
-        route_undetermined=route_undetermined,
-        is_ivig=rules.is_ivig,
-        is_known=terminology.is_known,
-        today=today,
-    )
-    diagnoses = set().union(*(terminology.codings_in(c.get("code")) for c in facts.conditions))
+    diagnoses = set().union(*(call.index.valuesets(c.get("code")) for c in facts.conditions))
     candidates = knowledge.candidates(hook, diagnoses)
-    if route_undetermined:
+    if call.route_undetermined:
         candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
     findings: list[Finding] = []
     for rec in candidates:
-        if not rec.applies(inputs):
+        if not rec.applies(call.inputs, knowledge.definitions, call.index):
             continue
-        comparison = compare(course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
-        evidence, missing = _evidence(knowledge, rec, inputs)
-        findings.append(Finding(rec, ivig_orders, course, comparison, facts, standing, evidence, missing, age,
+        comparison = compare(call.course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
+        evidence, missing = _evidence(knowledge, rec, call)
+        findings.append(Finding(rec, call.orders, call.course, comparison, facts, standing, evidence, missing, age,
                                 knowledge.highest_course_total_per_kg))
     return findings
 
 
-def _evidence(knowledge: KnowledgeBase, rec: Recommendation, inputs: dict) -> tuple[tuple[dict, ...], tuple[str, ...]]:
+def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tuple[tuple[dict, ...], tuple[str, ...]]:
     """The coded facts on record that the recommendation looked at: every matching diagnosis,
     medication and procedure, and the latest result of each observed ValueSet (or its absence)."""
-    terminology = knowledge.terminology
+    inputs, index = call.inputs, call.index
     watched = set(rec.watched_valuesets)
-    found: list[dict] = []
+    found: dict[int, dict] = {}  # by identity: the same record reached twice is shown once
     for pool in ("conditionHistory", "medications", "procedures", "plannedProcedures"):
         for resource in inputs[pool]:
             concept = resource.get("code") or resource.get("medicationCodeableConcept")
-            if terminology.codings_in(concept) & watched and resource not in found:
-                found.append(resource)
+            if index.valuesets(concept) & watched:
+                found.setdefault(id(resource), resource)
     if "ivigCourses" in rec.inputs_used:
-        found += inputs["ivigCourses"][:3]  # the latest earlier courses the recommendation rests on
+        for course in inputs["ivigCourses"][:3]:  # the latest earlier courses the recommendation rests on
+            found.setdefault(id(course), course)
     missing = []
     for url in dict.fromkeys(rec.observed_valuesets + rec.watched_valuesets):  # each once, observed first
-        latest = next((o for o in inputs["observations"] if terminology.member_of(o.get("code"), url)), None)
-        if latest is not None and latest not in found:
-            found.append(latest)
-        elif latest is None and url in rec.observed_valuesets:
+        latest = next((o for o in inputs["observations"] if index.member_of(o.get("code"), url)), None)
+        if latest is not None:
+            found.setdefault(id(latest), latest)
+        elif url in rec.observed_valuesets:
             missing.append(knowledge.title_of(url))
-    return tuple(found), tuple(missing)
+    return tuple(found.values()), tuple(missing)

@@ -1,35 +1,14 @@
-"""The patient facts a recommendation's FHIRPath conditions can see, as named inputs.
+"""The base inputs of the recommendations' FHIRPath: the facts the service supplies, as named inputs.
 
 Conditions speak of records only through `memberOf()` our ValueSets, so a record coded in none of
 them can never matter: the collections below hold only records coded in some loaded ValueSet, which
 keeps evaluation fast on long records.
 
-Conditions in `plandefinitions/` are written against these `%names` and nothing else, so this
-module is the contract between the knowledge and the data. A name whose fact is unknown is an
-empty collection: FHIRPath then yields empty, and an empty condition does not apply. We never
-fill a gap with a guess.
-
-| name | what it holds |
-|---|---|
-| %hook | "order-select" or "order-sign" |
-| %patient | the Patient resource |
-| %ageYears | whole years at today, from Patient.birthDate |
-| %conditions | Conditions that count as diagnoses now: clinical status active/recurrence/relapse, not refuted, unconfirmed, provisional, differential or entered in error |
-| %conditionHistory | every Condition on record except refuted or entered in error (e.g. a resolved thrombosis) |
-| %weightKg | the latest body weight in kg (kg or [lb_av] on record) |
-| %observations | lab Observations on record (final, amended, corrected), newest first |
-| %medications | MedicationRequests active or on hold on record, plus the other draft orders of this session |
-| %ivigCourses | earlier IVIG courses on record, newest first: MedicationRequests (active, on hold, completed) and MedicationAdministrations (completed, in progress); their date is `(authoredOn | effective.ofType(dateTime) | effective.ofType(Period).start).first()` |
-| %procedures | Procedures on record, completed or in progress |
-| %plannedProcedures | procedures to come: ServiceRequests among this session's draft orders or active on record, and Procedures in preparation |
-| %order | the IVIG draft order being evaluated (the first, when several IVIG drafts are one course) |
-| %orderDays | its number of days, when it says (empty when several IVIG drafts are one course) |
-| %orderDosePerKgPerDay | its daily dose per kg, when it says (in g/kg, or in g with a known weight) |
-| %courseTotalPerKg | the IVIG drafts of this call together, in g/kg: the sum of daily dose x days, when every draft says both |
-| %courseReadable | true when every IVIG draft states a daily dose (g or g/kg) and a number of days |
-| %highestCourseTotalPerKg | the highest course total, in g/kg, of any regimen in the knowledge (the guideline's highest for any indication) |
-| %routeUndetermined | true when the orders are immunoglobulin whose route decides whether it is IVIG, and no route is given |
-| %doseTolerance | how far a dose may stray from a regimen before it is called a departure (0.1 = 10 %), a setting |
+What each input holds is documented once, in the Library's parameters
+(`plandefinitions/Library-efns-ivig-data-requirements.json`), and the loader refuses a Library whose parameters
+are not exactly BASE_INPUTS. Everything else a condition reads is a named definition in the knowledge
+(see definitions.py). A name whose fact is unknown is an empty collection: FHIRPath then yields empty,
+and an empty condition does not apply. We never fill a gap with a guess.
 """
 
 from __future__ import annotations
@@ -46,14 +25,15 @@ from .regimen import Course, DosingWeight, dosing_weight
 #: the data requirement (prefetch key) that holds body weights: weights and lab results are both Observations
 WEIGHT_REQUIREMENT = "weight"
 
-EMPTY_INPUTS: Mapping[str, Any] = {
-    name: []
-    for name in (
-        "hook patient ageYears conditions conditionHistory weightKg observations medications "
-        "ivigCourses procedures plannedProcedures order orderDays orderDosePerKgPerDay courseTotalPerKg courseReadable "
-        "highestCourseTotalPerKg doseTolerance routeUndetermined"
-    ).split()
-}
+#: the names named_inputs() supplies; the Library documents each
+BASE_INPUTS = (
+    "hook", "patient", "ageYears", "conditions", "conditionHistory", "weightKg", "observations", "medications",
+    "ivigCourses", "procedures", "plannedProcedures", "order", "orderDays", "orderDosePerKgPerDay", "courseTotalPerKg",
+    "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
+)
+
+#: the oldest age taken as real: the service's policy, above the oldest verified human age
+MAX_AGE_YEARS = 125
 
 _NOT_A_DIAGNOSIS = {"refuted", "entered-in-error", "unconfirmed", "provisional", "differential"}
 _NOT_ON_RECORD = {"refuted", "entered-in-error"}
@@ -78,10 +58,13 @@ class PatientFacts:
     planned_procedures: list[dict] = field(default_factory=list)
 
     def age_years(self, today: date) -> int | None:
+        """Whole years at today; None when the birth date is missing, unreadable, in the future or more than
+        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one)."""
         born = _date((self.patient or {}).get("birthDate"))
-        if born is None:
+        if born is None or born > today:
             return None
-        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        return age if age <= MAX_AGE_YEARS else None
 
 
 def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:

@@ -9,7 +9,6 @@ file stops start-up with a message naming the file and the fault.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,16 +16,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import fhirpathpy
 from fhir.resources.R4B import get_fhir_model_class
-from fhirpathpy.models import models
 from pydantic import ValidationError
 
-from .inputs import EMPTY_INPUTS, WEIGHT_REQUIREMENT
+from .definitions import Compiler, DefinitionFault, Definitions, Expression
+from .inputs import BASE_INPUTS, WEIGHT_REQUIREMENT
 from .orders import OrderRules
 from .protocol import RequestError
 from .regimen import Regimen, RegimenError, regimen_from_activity
-from .terminology import Terminology
+from .terminology import ConceptIndex, Terminology
 
 CANONICAL_BASE = "http://ivig-cds.org/fhir"
 STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation"
@@ -36,12 +34,17 @@ KNOWLEDGE_DIRS = ("valuesets", "plandefinitions")
 #: DataRequirement codeFilter.path / sort.path the service can turn into a FHIR search parameter
 SEARCH_PARAMETERS = {"code": "code", "status": "status", "effective": "date", "performed": "date",
                      "authoredOn": "authoredon", "recordedDate": "recorded-date"}
-_INPUT_NAME = re.compile(r"%([A-Za-z]\w*)")
-_MEMBER_OF = re.compile(r"memberOf\(\s*'([^']+)'\s*\)")
 _PRIORITIES = ("routine", "urgent", "stat")
 SUMMARY_LIMIT = 140
 
-Condition = Callable[[dict, dict], list]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One applicability condition, with the named definitions it needs in the order they are evaluated."""
+
+    expression: Expression
+    needs: tuple[str, ...]
 
 
 class DefinitionError(Exception):
@@ -76,10 +79,10 @@ class Recommendation:
     links: tuple[dict, ...]
     hooks: frozenset[str]
     indications: frozenset[str]  # diagnosis ValueSets; empty = applies to every IVIG order
-    conditions: tuple[Condition, ...]
+    conditions: tuple[Condition, ...]  # all must hold, checked in order
     watched_valuesets: tuple[str, ...]  # ValueSets the conditions look at: the facts a card shows
     observed_valuesets: tuple[str, ...]  # Observation inputs: the card shows the latest result of each, or its absence
-    inputs_used: frozenset[str]  # the %names the conditions read: the card states those facts (weight, age, courses)
+    inputs_used: frozenset[str]  # the base inputs the conditions rest on: the card states those facts (weight, age, courses)
     regimens: tuple[Regimen, ...]
     selection_behavior: str | None
     source_file: str
@@ -88,13 +91,20 @@ class Recommendation:
     def level_text(self) -> str:
         return self.level.get("display", self.level["code"])
 
-    def applies(self, inputs: dict) -> bool:
-        """All applicability conditions true (an empty or non-boolean result is false).
+    def applies(self, values: dict[str, Any], definitions: Definitions, index: ConceptIndex) -> bool:
+        """All applicability conditions true (an empty or non-boolean result is false), checked in order; a condition's
+        named definitions are evaluated just before it, once per call (`values` keeps them), and not at all when an
+        earlier condition fails.
 
         A condition that cannot be evaluated on this patient's data (a boolean where a date belongs,
         text where a number does) is an answer we cannot give: UnreadableData, never a guess."""
         try:
-            return all(condition({}, inputs) == [True] for condition in self.conditions)
+            for condition in self.conditions:
+                for name in condition.needs:
+                    definitions.evaluate(name, values, index)
+                if condition.expression(values, index) != [True]:
+                    return False
+            return True
         except Exception as exc:  # fhirpathpy raises bare Exceptions for type errors in the data
             raise UnreadableData(f"recommendation {self.action_id} cannot be evaluated on this patient's data: {str(exc)[:200]}") from exc
 
@@ -103,8 +113,11 @@ class KnowledgeBase:
     """The loaded definitions, the terminology, and an index from diagnosis ValueSet to recommendation."""
 
     def __init__(self, resources: dict[str, dict], terminology: Terminology, recommendations: Iterable[Recommendation],
-                 data_requirements: dict[str, dict], regimens: Iterable[Regimen], order_rules: OrderRules):
+                 data_requirements: dict[str, dict], regimens: Iterable[Regimen], order_rules: OrderRules,
+                 definitions: Definitions):
         self.resources = resources  # file name -> resource, for export and review
+        #: the named facts conditions read, each evaluated at most once per call
+        self.definitions = definitions
         #: which orders are IVIG: the product and route rules of the ValueSets
         self.order_rules = order_rules
         #: the highest course total, in g/kg, of any regimen the knowledge gives (the guideline's, for any indication)
@@ -172,17 +185,35 @@ def load(root: Path | str) -> KnowledgeBase:
         for url in plan.get("library", []):
             if url not in libraries:
                 raise DefinitionError(path, f"library {url} is not a loaded Library")
-    compiler = _Compiler(terminology)
-    recommendations = sorted(
-        (
-            _recommendation(path, plan, action, compiler, regimens)
-            for path, plan in by_type["PlanDefinition"]
-            for action in plan.get("action", [])
-        ),
-        key=_order_in({r["url"]: r for _, r in by_type["CodeSystem"]}),
-    )
+    compiler = Compiler(terminology, _base_inputs(by_type["Library"]))
+    definitions = Definitions()
+    recommendations = []
+    for path, plan in by_type["PlanDefinition"]:
+        try:
+            declared = definitions.declare(plan, compiler)
+        except DefinitionFault as exc:
+            raise DefinitionError(path, str(exc)) from exc
+        recommendations += [_recommendation(path, plan, action, compiler, declared, definitions, regimens)
+                            for action in plan.get("action", [])]
+    recommendations.sort(key=_order_in({r["url"]: r for _, r in by_type["CodeSystem"]}))
     requirements = _data_requirements(by_type["PlanDefinition"], libraries, terminology)
-    return KnowledgeBase(resources, terminology, recommendations, requirements, regimens.values(), order_rules)
+    return KnowledgeBase(resources, terminology, recommendations, requirements, regimens.values(), order_rules, definitions)
+
+
+def _base_inputs(libraries: list[tuple[Path, dict]]) -> set[str]:
+    """The inputs the service supplies, as the Libraries document them (parameters of use "in"); they must be
+    exactly the ones inputs.py computes, so neither side can drift from the other."""
+    documented = {p.get("name"): path for path, library in libraries for p in library.get("parameter", []) if p.get("use") == "in"}
+    for path, library in libraries:
+        for parameter in library.get("parameter", []):
+            if parameter.get("use") == "in" and not parameter.get("documentation"):
+                raise DefinitionError(path, f"parameter {parameter.get('name')}: documentation (what the input holds) is required")
+    missing, unknown = set(BASE_INPUTS) - set(documented), set(documented) - set(BASE_INPUTS)
+    if missing or unknown:
+        where = next(iter(documented.values()), Path("plandefinitions"))
+        raise DefinitionError(where, f"Library parameters must document exactly the inputs the service supplies: "
+                                     f"undocumented {sorted(missing)}, not supplied {sorted(unknown)}")
+    return set(documented)
 
 
 def _order_in(codesystems: dict[str, dict]) -> Callable[[Recommendation], int]:
@@ -235,36 +266,8 @@ def _read(path: Path) -> dict:
     return resource
 
 
-class _Compiler:
-    """Compiles FHIRPath once, with memberOf() answered by our terminology."""
-
-    def __init__(self, terminology: Terminology):
-        self.terminology = terminology
-
-        def member_of(collection: list, url: str) -> list[bool]:
-            return [terminology.member_of(item, url) for item in collection]
-
-        self._options = {"userInvocationTable": {"memberOf": {"fn": member_of, "arity": {1: ["String"]}}}}
-
-    def compile(self, path: Path, where: str, expression: dict) -> tuple[Condition, list[str]]:
-        if expression.get("language") != "text/fhirpath":
-            raise DefinitionError(path, f"{where}: condition language must be text/fhirpath")
-        text = expression.get("expression", "")
-        valuesets = _MEMBER_OF.findall(text)
-        for url in valuesets:
-            if not self.terminology.knows(url):
-                raise DefinitionError(path, f"{where}: memberOf('{url}') names no loaded ValueSet")
-        try:
-            condition = fhirpathpy.compile(text, models["r4"], self._options)
-            result = condition({}, dict(EMPTY_INPUTS))
-        except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax and unknown variables
-            raise DefinitionError(path, f"{where}: FHIRPath {text!r} does not evaluate: {exc}") from exc
-        if result not in ([], [True], [False]):
-            raise DefinitionError(path, f"{where}: FHIRPath {text!r} is not boolean")
-        return condition, valuesets
-
-
-def _recommendation(path: Path, plan: dict, action: dict, compiler: _Compiler, regimens: dict[str, Regimen]) -> Recommendation:
+def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, declared: dict[str, Any],
+                    definitions: Definitions, regimens: dict[str, Regimen]) -> Recommendation:
     where = f"action {action.get('id', '?')}"
 
     def need(value: Any, what: str) -> Any:
@@ -286,12 +289,21 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: _Compiler, r
     topic = need((action.get("code") or [{}])[0].get("coding", [None])[0], "code (the recommendation's topic Coding)")
     hooks = frozenset(t["name"] for t in action.get("trigger", []) if t.get("type") == "named-event")
     need(hooks, "a named-event trigger")
-    conditions, watched = [], []
+    conditions: list[Condition] = []
+    needed: list[str] = []
     for i, cond in enumerate(action.get("condition", [])):
         if cond.get("kind") == "applicability":
-            fn, valuesets = compiler.compile(path, f"{where} condition[{i}]", cond.get("expression", {}))
-            conditions.append(fn)
-            watched += [v for v in valuesets if v not in watched]
+            try:
+                expression = compiler.compile(cond.get("expression"), declared)
+            except DefinitionFault as exc:
+                raise DefinitionError(path, f"{where} condition[{i}]: {exc}") from exc
+            if not expression.description:
+                raise DefinitionError(path, f"{where} condition[{i}]: the expression needs a description (the condition in words)")
+            order, _ = definitions.closure(expression.names)
+            conditions.append(Condition(expression, tuple(n for n in order if n not in needed)))
+            needed += [n for n in order if n not in needed]
+    _, base = definitions.closure(name for c in conditions for name in c.expression.names)
+    watched = [url for c in conditions for url in c.expression.valuesets] + list(definitions.valuesets(needed))
     indications = frozenset(
         f["valueSet"] for i in action.get("input", []) if i.get("type") == "Condition" for f in i.get("codeFilter", []) if "valueSet" in f
     )
@@ -323,11 +335,9 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: _Compiler, r
         hooks=hooks,
         indications=indications,
         conditions=tuple(conditions),
-        watched_valuesets=tuple(watched),
+        watched_valuesets=tuple(dict.fromkeys(watched)),
         observed_valuesets=observed,
-        inputs_used=frozenset(
-            name for c in action.get("condition", []) for name in _INPUT_NAME.findall(c.get("expression", {}).get("expression", ""))
-        ),
+        inputs_used=base,
         regimens=tuple(chosen),
         selection_behavior=action.get("selectionBehavior"),
         source_file=path.name,

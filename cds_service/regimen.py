@@ -53,12 +53,33 @@ class DosePolicy:
     weight_max_age_days_adult: int = 90
     #: likewise for a child (under 18 years, or of unknown age): children's weight changes faster
     weight_max_age_days_child: int = 30
+    #: adult body weights taken as real, in kg: the cut-offs of 50 and 750 lb that Chan & Raffa (2017) used to drop
+    #: implausible weights from VA health records (reviewed in JMIR Med Inform 2022;10(3):e30328). Not the guideline's.
+    plausible_weight_kg_adult: tuple[Decimal, Decimal] = (Decimal("22.7"), Decimal("340.2"))
+    #: children and patients of unknown age: the service's policy (no standard source gives one range for every age);
+    #: the low bound admits a newborn, the high bound is the adult one
+    plausible_weight_kg_child: tuple[Decimal, Decimal] = (Decimal("0.3"), Decimal("340.2"))
 
     def weight_limit(self, age_years: int | None) -> tuple[int, str]:
         """The oldest weight, in days, that may set a dose for a patient of this age, and whom that limit is for."""
         if age_years is not None and age_years >= ADULT_FROM_YEARS:
             return self.weight_max_age_days_adult, "adults"
         return self.weight_max_age_days_child, "children" if age_years is not None else "patients of unknown age"
+
+    def implausible(self, weight: DosingWeight, age_years: int | None) -> str | None:
+        """Why this recorded weight cannot be the patient's body weight (a unit or typing error), or None.
+
+        A dose per kg on a wrong weight is a wrong dose: 0.004 kg or 5000 kg gives no dose at all, only a card asking
+        to check the weight."""
+        adult = age_years is not None and age_years >= ADULT_FROM_YEARS
+        low, high = self.plausible_weight_kg_adult if adult else self.plausible_weight_kg_child
+        if low <= weight.kg <= high:
+            return None
+        source = ("for adults (the cut-offs Chan & Raffa 2017 used to clean health-record weights; not the guideline's)"
+                  if adult else "for children and patients of unknown age (the service's policy; not the guideline's)")
+        when = str(weight.measured)[:10] if weight.measured else "undated"
+        return (f"The latest body weight ({weight.stated}, {when}) is outside {fmt(low)}–{fmt(high)} kg, the plausible range "
+                f"{source}: check the weight and record it again. No dose is computed from it.")
 
 
 ADULT_FROM_YEARS = 18

@@ -20,6 +20,10 @@ ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ATC = "http://www.whocc.no/atc"
 NDC = "http://hl7.org/fhir/sid/ndc"
 
+#: A compose concept broader than its ValueSet's meaning (a WHO ICD-10 category holding the disease and others)
+#: carries this extension; its valueString names the code, its title and what else it covers.
+BROADER_CODE = "http://ivig-cds.org/fhir/StructureDefinition/broader-code"
+
 #: Code systems in which a descendant's code starts with its ancestor's code.
 PREFIX_HIERARCHIES = frozenset({ICD10, ICD10CM, ATC})
 
@@ -60,6 +64,7 @@ class Terminology:
         self._prefixes: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._urls: set[str] = set()
         self._memo: dict[tuple[str, str], frozenset[str]] = {}  # (system, code) -> ValueSets; codes recur across calls
+        self._broader: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)  # url -> (system, code) -> note
         for valueset in valuesets:
             self._add(valueset)
 
@@ -71,6 +76,10 @@ class Terminology:
             self._exact[key].add(url)
         for include in valueset.get("compose", {}).get("include", []):
             system = include.get("system", "")
+            for concept in include.get("concept", []):
+                for ext in concept.get("extension", []):
+                    if ext.get("url") == BROADER_CODE and isinstance(ext.get("valueString"), str):
+                        self._broader[url][(system, _normalise(system, concept["code"]))] = ext["valueString"]
             for flt in include.get("filter", []):
                 if flt.get("op") == "is-a" and system in PREFIX_HIERARCHIES:
                     self._prefixes[system].append((_normalise(system, flt["value"]), url))
@@ -108,6 +117,26 @@ class Terminology:
     def member_of(self, value: Any, url: str) -> bool:
         return url in self.codings_in(value)
 
+    def broader_note(self, coding: Mapping[str, Any], url: str) -> str | None:
+        """What else the code covers, when a coding is in this ValueSet only through a code broader than it.
+
+        A WHO ICD-10 record of CIDP carries G61.8, which also holds MMN and other neuropathies: the
+        recommendation may fire, and the card should say which code it rests on and what else that covers.
+        A descendant (G40.801 under a broader G40.80) gets its ancestor's note. None when the coding is not
+        in the ValueSet or is in it as itself.
+        """
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str) or not isinstance(code, str) or url not in self.valuesets_of(system, code):
+            return None
+        notes = self._broader.get(url, {})
+        norm = _normalise(system, code)
+        if (system, norm) in notes:
+            return notes[(system, norm)]
+        if system not in PREFIX_HIERARCHIES:
+            return None
+        ancestors = [prefix for (sys_, prefix) in notes if sys_ == system and norm.startswith(prefix)]
+        return notes[(system, max(ancestors, key=len))] if ancestors else None
+
 
 def _codings(value: Any) -> list[Mapping[str, Any]]:
     if isinstance(value, list):
@@ -119,3 +148,27 @@ def _codings(value: Any) -> list[Mapping[str, Any]]:
     if "code" in value:
         return [value]
     return []
+
+
+class ConceptIndex:
+    """One call's answers to "which ValueSets hold this concept?", each concept looked up once.
+
+    A call asks about the same records many times (each recommendation's facts, the card's evidence, which records
+    are coded at all). Keyed by the identity of the concept object: the call's data lives as long as the index, and
+    the index holds each concept it answered for, so an id is never reused within the call."""
+
+    def __init__(self, terminology: Terminology):
+        self._terminology = terminology
+        self._found: dict[int, tuple[Any, frozenset[str]]] = {}
+
+    def valuesets(self, concept: Any) -> frozenset[str]:
+        known = self._found.get(id(concept))
+        if known is None:
+            known = self._found[id(concept)] = (concept, frozenset(self._terminology.codings_in(concept)))
+        return known[1]
+
+    def member_of(self, concept: Any, url: str) -> bool:
+        return url in self.valuesets(concept)
+
+    def is_known(self, concept: Any) -> bool:
+        return bool(self.valuesets(concept))

@@ -48,23 +48,51 @@ def _dehyphenate(text: str) -> str:
     (lambda d: d["action"][0]["documentation"][0].pop("citation"), "the guideline sentence) is required"),
     (lambda d: d["action"][0].update(extension=d["action"][0]["extension"][1:]), "cqf-strengthOfRecommendation extension (EFNS level) is required"),
     (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where("), "does not evaluate"),
-    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%noSuchInput.exists()"), "does not evaluate"),
+    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%noSuchInput.exists()"), "reads %noSuchInput, declared neither"),
+    (lambda d: d["action"][0]["condition"][0]["expression"].pop("description"), "needs a description (the condition in words)"),
+    (lambda d: d["extension"][0]["valueExpression"].pop("description"), "variable gbsDiagnosis needs a description"),
+    (lambda d: d["extension"].reverse(), "declared neither as a named definition before it"),  # a definition reads a later one
+    (lambda d: d["extension"].append(d["extension"][0]), "variable gbsDiagnosis is declared twice"),
+    (lambda d: d["extension"][0]["valueExpression"].update(name="conditions"), "is declared twice (or is a Library parameter)"),
     (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where(code.memberOf('http://x/ValueSet/none')).exists()"), "names no loaded ValueSet"),
     (lambda d: d["action"][0].update(definitionCanonical="http://ivig-cds.org/fhir/ActivityDefinition/missing"), "is not a loaded ActivityDefinition"),
     (lambda d: d.update(action="not a list"), "not a valid FHIR PlanDefinition"),
     (lambda d: d["action"][0].update(title="x" * 140), "under 140 characters"),
 ])
 def test_a_broken_definition_stops_start_up_naming_the_file_and_the_fault(tmp_path: Path, breakage, fault):
-    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
-    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
-    target = tmp_path / "plandefinitions" / "PlanDefinition-efns-ivig-gbs.json"
-    definition = json.loads(target.read_text())
+    target, definition = _knowledge_copy(tmp_path, "PlanDefinition-efns-ivig-gbs.json")
     breakage(definition)
     target.write_text(json.dumps(definition))
     with pytest.raises(DefinitionError) as info:
         load(tmp_path)
     assert info.value.path.endswith("PlanDefinition-efns-ivig-gbs.json")
     assert fault in info.value.fault
+
+
+def _knowledge_copy(tmp_path: Path, name: str) -> tuple[Path, dict]:
+    """A copy of the knowledge under tmp_path, and one of its files to break: its path and its resource."""
+    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
+    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
+    target = tmp_path / "plandefinitions" / name
+    return target, json.loads(target.read_text())
+
+
+def test_a_name_means_one_thing_in_every_plan_definition(tmp_path: Path):
+    """Two files may each declare a fact they both read, but only with the same expression."""
+    target, definition = _knowledge_copy(tmp_path, "PlanDefinition-efns-ivig-mmn.json")
+    steroids = next(e["valueExpression"] for e in definition["extension"] if e["valueExpression"]["name"] == "onCorticosteroids")
+    steroids["expression"] = steroids["expression"].replace("corticosteroids", "prednisone")
+    target.write_text(json.dumps(definition))
+    with pytest.raises(DefinitionError, match="variable onCorticosteroids means .* elsewhere; one name, one meaning"):
+        load(tmp_path)
+
+
+def test_the_library_documents_exactly_the_inputs_the_service_supplies(tmp_path: Path):
+    target, library = _knowledge_copy(tmp_path, "Library-efns-ivig-data-requirements.json")
+    library["parameter"] = [p for p in library["parameter"] if p["name"] != "ivigCourses"]
+    target.write_text(json.dumps(library))
+    with pytest.raises(DefinitionError, match=r"undocumented \['ivigCourses'\]"):
+        load(tmp_path)
 
 
 def test_a_file_that_is_not_json_stops_start_up(tmp_path: Path):
@@ -76,10 +104,7 @@ def test_a_file_that_is_not_json_stops_start_up(tmp_path: Path):
 
 
 def test_an_activity_definition_must_be_a_daily_per_kg_course(tmp_path: Path):
-    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
-    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
-    target = tmp_path / "plandefinitions" / "ActivityDefinition-ivig-1-g-per-kg-daily-2-days.json"
-    definition = json.loads(target.read_text())
+    target, definition = _knowledge_copy(tmp_path, "ActivityDefinition-ivig-1-g-per-kg-daily-2-days.json")
     definition["dosage"][0]["doseAndRate"][0]["doseQuantity"]["code"] = "mg"
     target.write_text(json.dumps(definition))
     with pytest.raises(DefinitionError, match="g/kg"):
@@ -87,10 +112,7 @@ def test_an_activity_definition_must_be_a_daily_per_kg_course(tmp_path: Path):
 
 
 def test_a_data_requirement_the_service_cannot_query_stops_start_up(tmp_path: Path):
-    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
-    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
-    target = tmp_path / "plandefinitions" / "Library-efns-ivig-data-requirements.json"
-    library = json.loads(target.read_text())
+    target, library = _knowledge_copy(tmp_path, "Library-efns-ivig-data-requirements.json")
     library["dataRequirement"][2]["sort"] = [{"path": "valueQuantity", "direction": "descending"}]
     target.write_text(json.dumps(library))
     with pytest.raises(DefinitionError, match="dataRequirement weight filters or sorts on 'valueQuantity'"):
@@ -98,10 +120,7 @@ def test_a_data_requirement_the_service_cannot_query_stops_start_up(tmp_path: Pa
 
 
 def test_the_library_must_say_where_the_dosing_weight_comes_from(tmp_path: Path):
-    shutil.copytree(ROOT / "valuesets", tmp_path / "valuesets")
-    shutil.copytree(ROOT / "plandefinitions", tmp_path / "plandefinitions")
-    target = tmp_path / "plandefinitions" / "Library-efns-ivig-data-requirements.json"
-    library = json.loads(target.read_text())
+    target, library = _knowledge_copy(tmp_path, "Library-efns-ivig-data-requirements.json")
     library["dataRequirement"][2]["id"] = "bodyWeight"
     target.write_text(json.dumps(library))
     with pytest.raises(DefinitionError, match="dataRequirement 'weight' the dosing weight is read from"):

@@ -208,6 +208,46 @@ def test_an_old_weight_shows_the_arithmetic_but_gives_no_dose(client, birth_date
         assert "record a current weight" in card["detail"]
 
 
+@pytest.mark.parametrize("birth_date, value, unit, plausible", [
+    ("1970-05-01", 1e-300, "kg", False),
+    ("1970-05-01", 0.004, "kg", False),
+    ("1970-05-01", 5000, "kg", False),
+    ("1970-05-01", 1e9, "kg", False),
+    ("1970-05-01", 15, "kg", False),             # below the adult range: a child's weight typed into an adult's record
+    ("1970-05-01", 1000, "[lb_av]", False),       # 453.6 kg
+    ("1970-05-01", 23, "kg", True),
+    ("1970-05-01", 340, "kg", True),
+    (days_ago(20), 3.1, "kg", True),              # a newborn
+    (days_ago(365 * 6), 15, "kg", True),          # a child of six
+    (days_ago(365 * 6), 0.2, "kg", False),
+    ("2999-01-01", 0.2, "kg", False),             # a birth date in the future is no age: the children's range applies
+], ids=lambda v: str(v))
+def test_an_implausible_weight_gives_no_dose_and_asks_to_check_it(client, birth_date, value, unit, plausible):
+    body = hook_request([ivig_order(daily_g=28, days=5)], hook="order-sign",
+                        prefetch=prefetch(conditions=[gbs()], weights=[weight(value, unit, when=days_ago(1))],
+                                          patient_resource=patient(birth_date)))
+    cards = client.post("/cds-services/ivig-order-sign", json=body).get_json()["cards"]
+    by_topic = {c["source"]["topic"]["code"]: c for c in cards}
+    if plausible:
+        assert "SAFE-weight" not in by_topic
+    else:
+        weight_card = by_topic["SAFE-weight"]
+        assert "plausible range" in weight_card["detail"] and "not the guideline's" in weight_card["detail"]
+        assert "check the weight" in weight_card["detail"]
+        assert not any("suggestions" in c for c in cards)
+        assert not any(re.search(r"= \d[\d.]* g/day", c["detail"]) for c in cards)  # no absolute dose anywhere
+
+
+@pytest.mark.parametrize("birth_date", ["2999-01-01", "1850-01-01"])
+def test_an_impossible_birth_date_is_no_age(client, birth_date):
+    """A child-only recommendation (GBS-5) must not fire on a birth date in the future or 170 years ago."""
+    body = hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70, when=days_ago(1))],
+                                                          patient_resource=patient(birth_date)))
+    cards = client.post("/cds-services/ivig-order-select", json=body).get_json()["cards"]
+    assert "GBS-5" not in {c["source"]["topic"]["code"] for c in cards}
+    assert not any("Age:" in c["detail"] for c in cards)
+
+
 def test_an_undated_weight_gives_no_dose(cards_by_topic):
     undated = weight(70)
     del undated["effectiveDateTime"]
