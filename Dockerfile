@@ -22,7 +22,11 @@ COPY valuesets ./valuesets
 COPY tools/load_definitions.py ./tools/load_definitions.py
 ENV IVIG_CDS_KNOWLEDGE_ROOT=/app
 
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ivig
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ivig \
+    && install -d -o 10001 -m 700 /var/lib/ivig-cds
+# The card and feedback store (a SQLite file): mount a volume here to keep it, or set a postgresql:// URL.
+ENV IVIG_CDS_STORE_URL=sqlite:////var/lib/ivig-cds/store.sqlite3
+VOLUME ["/var/lib/ivig-cds"]
 USER 10001
 
 EXPOSE 8080

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, Response, request
 
-from . import fhir_api, knowledge, web
+from . import fhir_api, knowledge, report_api, web
 from .auth import JwtVerifier, require_jwt
 from .config import Settings
 from .service import CdsService
+from .store import Store
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -20,10 +21,29 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies get 413
-    app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings)
+    app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings, open_store(settings))
     if settings.auth.required and settings.public_url is None:
         logging.getLogger(__name__).error("IVIG_CDS_PUBLIC_URL is not set: every call with a JWT gets 503 until it is")
-    app.before_request(require_jwt(JwtVerifier(settings.auth), settings.public_url))
+    check_jwt = require_jwt(JwtVerifier(settings.auth), settings.public_url)
+
+    def check_jwt_unless_report() -> Response | None:
+        """The report is for reviewers in a browser, with a credential of its own (report_api.py)."""
+        return None if request.blueprint == report_api.bp.name else check_jwt()
+
+    app.before_request(check_jwt_unless_report)
     web.register(app)
     app.register_blueprint(fhir_api.bp)
+    app.register_blueprint(report_api.bp)
     return app
+
+
+def open_store(settings: Settings) -> Store:
+    """The card and feedback store, created or upgraded to the current schema, with cards older than the
+    retention period deleted: both happen at every start-up (one process; gunicorn forks after it)."""
+    store = Store(settings.store_url)
+    store.upgrade()
+    deleted = store.purge(settings.retention_days)
+    if deleted:
+        logging.getLogger(__name__).info("deleted %d cards older than %d days, with their feedback", deleted, settings.retention_days)
+    store.release_connections()
+    return store

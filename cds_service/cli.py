@@ -1,4 +1,4 @@
-"""`ivig-cds`: serve the CDS Hooks service, or evaluate one request offline."""
+"""`ivig-cds`: serve the CDS Hooks service, evaluate one request offline, or write the committee's report."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .knowledge import DefinitionError, load
 from .prefetch import DataUnavailable
 from .protocol import RequestError
 from .service import CdsService
+from .store import StoreError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export", help="write the definitions as a transaction Bundle and/or a FHIR package")
     export.add_argument("--bundle", type=Path, help="transaction Bundle file to write")
     export.add_argument("--package", type=Path, help="folder to write the NPM-style FHIR package into")
+    report = commands.add_parser("report", help="write the committee's report (cards, feedback, override reasons) as one HTML file")
+    report.add_argument("--since", help="first day (YYYY-MM-DD, UTC); default: 90 days before --until")
+    report.add_argument("--until", help="last day (YYYY-MM-DD, UTC), included; default: today")
+    report.add_argument("--out", type=Path, required=True, help="HTML file to write (self-contained: opens with no network)")
     args = parser.parse_args(argv)
     if args.command == "export" and not (args.bundle or args.package):
         parser.error("export needs --bundle FILE and/or --package DIR")
@@ -39,12 +44,17 @@ def main(argv: list[str] | None = None) -> int:
             return _review(args.out)
         if args.command == "export":
             return _export(args.bundle, args.package)
+        if args.command == "report":
+            return _report(args.since, args.until, args.out)
         return _evaluate(args.request)
     except DefinitionError as exc:
         print(f"ivig-cds: cannot load the definitions: {exc}", file=sys.stderr)
         return 2
     except ConfigurationError as exc:
         print(f"ivig-cds: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"ivig-cds: card and feedback store: {exc}", file=sys.stderr)
         return 2
 
 
@@ -90,6 +100,25 @@ def _review(out: Path | None) -> int:
         sys.stdout.write(document)
     else:
         out.write_text(document, encoding="utf-8")
+    return 0
+
+
+def _report(since: str | None, until: str | None, out: Path) -> int:
+    """Read-only: the store must exist at the current schema (the service creates and upgrades it)."""
+    from . import report
+    from .store import Store
+
+    settings = Settings.from_env()
+    try:
+        period = report.Period.parse(since, until)
+    except RequestError as exc:
+        print(f"ivig-cds: {exc.reason}", file=sys.stderr)
+        return 2
+    store = Store(settings.store_url, create=False)
+    store.check_current()
+    page = report.build(store, period, report.recommendation_labels(load(settings.knowledge_root)))
+    out.write_text(page, encoding="utf-8")
+    print(f"wrote {out} ({period.since} to {period.until})", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,10 @@ from .regimen import DosePolicy
 
 PREFIX = "IVIG_CDS_"
 MODES = ("production", "development")
+#: the databases the card and feedback store is tested against
+STORE_SCHEMES = ("sqlite", "postgresql")
+#: a shorter reviewer token could be guessed by trying
+MIN_REVIEWER_TOKEN = 16
 
 
 class ConfigurationError(ValueError):
@@ -60,6 +64,11 @@ class RequestLimits:
     def __post_init__(self) -> None:
         if min(self.max_draft_orders, self.max_bundle_entries, self.max_json_depth) < 1:
             raise ConfigurationError(f"{PREFIX}MAX_DRAFT_ORDERS, {PREFIX}MAX_BUNDLE_ENTRIES and {PREFIX}MAX_JSON_DEPTH must be positive")
+def default_store_url() -> str:
+    """A SQLite file that outlives restarts and reboots (so not the temp dir nor /dev/shm): the XDG state
+    directory, $XDG_STATE_HOME or ~/.local/state, under ivig-cds/. Created on first start."""
+    state = os.environ.get("XDG_STATE_HOME", "").strip() or str(Path.home() / ".local" / "state")
+    return f"sqlite:///{Path(state) / 'ivig-cds' / 'store.sqlite3'}"
 
 
 def _default_knowledge_root() -> Path:
@@ -101,6 +110,12 @@ class Settings:
     limits: RequestLimits = field(default_factory=RequestLimits)
     #: how `ivig-cds serve` runs gunicorn
     server: ServerSettings = field(default_factory=ServerSettings)
+    #: SQLAlchemy URL of the card and feedback store (sqlite:///FILE or postgresql://...); may hold a password
+    store_url: str = field(default_factory=default_store_url, repr=False)
+    #: cards (and their feedback) shown more than this many days ago are deleted at start-up; 0 keeps everything
+    retention_days: int = 730
+    #: the credential that opens GET /report; None = no report served (404)
+    reviewer_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -110,6 +125,12 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}DOSE_TOLERANCE must be in [0, 1) and {PREFIX}WEIGHT_MAX_AGE_DAYS_* not negative")
         if self.fhir_max_bytes < 1 or self.fhir_max_parallel < 1 or self.fhir_max_pages < 1 or self.fhir_timeout <= 0:
             raise ConfigurationError(f"{PREFIX}FHIR_MAX_BYTES, _MAX_PARALLEL, _MAX_PAGES and _TIMEOUT must be positive")
+        if self.retention_days < 0:
+            raise ConfigurationError(f"{PREFIX}RETENTION_DAYS must be 0 (keep everything) or a number of days")
+        if self.reviewer_token is not None and len(self.reviewer_token) < MIN_REVIEWER_TOKEN:
+            raise ConfigurationError(f"{PREFIX}REVIEWER_TOKEN must be at least {MIN_REVIEWER_TOKEN} characters")
+        if urlsplit(self.store_url).scheme.partition("+")[0] not in STORE_SCHEMES:
+            raise ConfigurationError(f"{PREFIX}STORE_URL must start with one of {', '.join(s + '://' for s in STORE_SCHEMES)}")
         for base in self.fhir_servers:
             scheme = urlsplit(base).scheme
             if scheme not in ("https", "http") or (scheme == "http" and self.mode == "production"):
@@ -190,6 +211,9 @@ class Settings:
                     keepalive_seconds=int(get("KEEPALIVE_SECONDS", str(ServerSettings.keepalive_seconds))),
                     request_read_seconds=float(get("REQUEST_READ_SECONDS", str(ServerSettings.request_read_seconds))),
                 ),
+                store_url=get("STORE_URL") or default_store_url(),
+                retention_days=int(get("RETENTION_DAYS", str(cls.retention_days))),
+                reviewer_token=get("REVIEWER_TOKEN") or None,
             )
         except (OSError, ValueError, InvalidOperation) as exc:
             if isinstance(exc, ConfigurationError):

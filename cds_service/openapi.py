@@ -466,11 +466,12 @@ def document(services: list[dict], *, jwt_required: bool = True, plan_ids: Itera
                 "post": {
                     "tags": ["feedback"],
                     "operationId": "sendFeedback",
-                    "summary": "Report what the user did with cards (accepted / overridden).",
+                    "summary": "Report what the user did with cards (accepted / overridden); checked against the cards returned, then stored.",
                     "parameters": [service_id],
                     "requestBody": {"required": True,
                                     "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},
-                    "responses": {"200": _json(_ref("EmptyObject"), "Feedback recorded."), **body_errors},
+                    "responses": {"200": _json(_ref("EmptyObject"), "Feedback recorded."), **body_errors,
+                                  "503": _json(_ref("OperationOutcome"), "The feedback store cannot be reached; nothing was stored.")},
                 },
             },
             "/openapi.json": {

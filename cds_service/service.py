@@ -5,25 +5,31 @@ Used by the web endpoint and by `ivig-cds evaluate`, so both answer the same.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import requests
 
-from . import cards, discovery, engine, openapi
+from . import cards, discovery, engine, feedback, openapi
 from .config import Settings
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
 from .orders import OrderKind
 from .prefetch import resolve
 from .protocol import HookRequest, RequestError, parse_hook_request
+from .store import Store, StoreError
+
+log = logging.getLogger(__name__)
 
 
 class CdsService:
     """The loaded knowledge and settings, with what is derived from them once, at start-up."""
 
-    def __init__(self, knowledge: KnowledgeBase, settings: Settings):
+    def __init__(self, knowledge: KnowledgeBase, settings: Settings, store: Store | None = None):
         self.knowledge = knowledge
         self.settings = settings
+        #: where returned cards and their feedback are kept; None (offline `evaluate`) records nothing
+        self.store = store
         self.templates = discovery.prefetch_templates(knowledge)
         self.services = discovery.services(knowledge)
         plan_ids = [r["id"] for r in knowledge.resources.values() if r["resourceType"] == "PlanDefinition"]
@@ -37,7 +43,21 @@ class CdsService:
         hook = self.hook_of(service_id)
         if hook is None:
             raise RequestError(f"no CDS service with id {service_id!r}", status=404)
-        return self.answer(parse_hook_request(body, hook, self.settings.limits), today=today, session=session)
+        response = self.answer(parse_hook_request(body, hook, self.settings.limits), today=today, session=session)
+        if self.store is not None and response["cards"]:
+            try:
+                self.store.record_cards(service_id, hook, response["cards"])
+            except StoreError as exc:  # the advice matters more than its record: answer, and say so in the log
+                log.error("cards returned but not recorded (feedback on them will be refused): %s", exc)
+        return response
+
+    def feedback(self, service_id: str, body: bytes) -> None:
+        """Store a POST to /cds-services/{service_id}/feedback. Raises RequestError (400, 404) or StoreError."""
+        if self.hook_of(service_id) is None:
+            raise RequestError(f"no CDS service with id {service_id!r}", status=404)
+        if self.store is None:
+            raise RequestError("this instance keeps no feedback", status=404)
+        self.store.record_feedback(feedback.parse(body, service_id, self.store.cards, self.settings.limits.max_json_depth))
 
     def answer(self, request: HookRequest, *, today: date | None = None, session: requests.Session | None = None) -> dict:
         selected = request.selected_orders()

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from .prefetch import DataUnavailable
 from .protocol import RequestError, load_json
 from .service import CdsService
+from .store import StoreError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cds_hooks", __name__)
@@ -51,22 +52,14 @@ def call(service_id: str) -> Response:
 
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
-    """Accept feedback (CDS Hooks 2.0 section 4); we log outcomes without patient data."""
-    if service().hook_of(service_id) is None:
-        return operation_outcome(404, f"no CDS service with id {service_id!r}", "not-found")
+    """CDS Hooks 2.0 feedback, checked against the cards we returned and stored (see feedback.py)."""
     try:
-        body = load_json(request.get_data(), service().settings.limits.max_json_depth)
+        service().feedback(service_id, request.get_data())
     except RequestError as exc:
         return operation_outcome(exc.status, exc.reason, exc.issue_code)
-    items = body.get("feedback") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not all(
-        isinstance(i, dict) and isinstance(i.get("card"), str) and i.get("outcome") in ("accepted", "overridden")
-        and isinstance(i.get("outcomeTimestamp"), str) and i["outcomeTimestamp"]
-        for i in items
-    ):
-        return operation_outcome(400, "feedback must be an array of {card, outcome: accepted|overridden, outcomeTimestamp}")
-    for item in items:
-        log.info("feedback service=%s card=%s outcome=%s", service_id, item["card"], item["outcome"])
+    except StoreError as exc:
+        log.error("feedback not stored: %s", exc)
+        return operation_outcome(503, "the feedback store is unavailable; send the feedback again later", "transient")
     return jsonify({})
 
 

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 pytest.register_assert_rewrite("tests.card_checks", "tests.four_or_five_days", "tests.range_regimen")
-pytest_plugins = ["tests.fhir_server_fixtures"]  # the real FHIR server fixtures: fhir_server, fhir
+pytest_plugins = ["tests.fhir_server_fixtures", "tests.store_fixtures"]  # real FHIR server; stores (SQLite, PostgreSQL)
 
 from cds_service.app import create_app
 from cds_service.auth import AuthSettings
@@ -14,6 +18,12 @@ from tests.card_checks import stated_topics
 from tests.fhir_data import days_ago, hook_request, ivig_order, prefetch, weight
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every app the tests start keeps its cards in a store of this run (the default SQLite file lives under
+# $XDG_STATE_HOME), never in the store of the user running the tests; service processes inherit it.
+_STATE = tempfile.mkdtemp(prefix="ivig-cds-test-state-")
+os.environ["XDG_STATE_HOME"] = _STATE
+atexit.register(shutil.rmtree, _STATE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

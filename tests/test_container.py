@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from fnmatch import fnmatch
 from pathlib import Path
@@ -166,6 +167,7 @@ def image_env(knowledge_root: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVIG_CDS_")}
     for key, value in dockerfile_env().items():
         env[key] = str(knowledge_root) + value[len(IMAGE_ROOT):] if value.startswith(IMAGE_ROOT) else value
+    env["IVIG_CDS_STORE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='ivig-cds-image-store-')}/store.sqlite3"  # not the host's /var/lib
     env.update(extra)
     return env
 

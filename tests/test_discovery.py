@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
+from tests.fhir_data import gbs, hook_request, ivig_order, prefetch, weight
+
 ALLOWED_PARAMS = {"patient", "code", "status", "_sort", "_count"}
 
 
@@ -43,13 +45,16 @@ def test_cors_on_every_endpoint_including_preflight(client):
         assert "POST" in response.headers["Access-Control-Allow-Methods"]
 
 
-def test_feedback_is_accepted(client):
-    body = {"feedback": [{"card": "9368d37b-283f-44a0-93ea-547cebab93ed", "outcome": "overridden",
+def test_feedback_is_accepted(client, cds):
+    card = cds(hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))[0]
+    body = {"feedback": [{"card": card["uuid"], "outcome": "overridden",
                           "overrideReason": {"reason": {"code": "risk-benefit-ratio", "system": "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"}},
                           "outcomeTimestamp": "2026-11-24T10:05:31Z"}]}
     assert client.post("/cds-services/ivig-order-select/feedback", json=body).status_code == 200
     assert client.post("/cds-services/ivig-order-select/feedback", json={"feedback": "yes"}).status_code == 400
     assert client.post("/cds-services/nope/feedback", json=body).status_code == 404
+    unknown = {"feedback": [{**body["feedback"][0], "card": "9368d37b-283f-44a0-93ea-547cebab93ed"}]}
+    assert client.post("/cds-services/ivig-order-select/feedback", json=unknown).status_code == 400
 
 
 def test_unknown_paths_and_methods_answer_with_an_operation_outcome(client):

@@ -53,7 +53,8 @@ def test_a_signed_call_is_answered_on_every_endpoint(production, key):
     assert production.get("/cds-services", headers=auth(token(key, PUBLIC + "/cds-services"))).status_code == 200
     response = production.post(SELECT, json=REQUEST, headers=auth(token(key, PUBLIC + SELECT)))
     assert response.status_code == 200 and response.get_json()["cards"]
-    feedback = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted", "acceptedSuggestions": [{"id": "x"}],
+    card = next(c for c in response.get_json()["cards"] if c.get("suggestions"))
+    feedback = {"feedback": [{"card": card["uuid"], "outcome": "accepted", "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
                               "outcomeTimestamp": "2026-11-24T10:00:00Z"}]}
     assert production.post(SELECT + "/feedback", json=feedback, headers=auth(token(key, PUBLIC + SELECT + "/feedback"))).status_code == 200
 
