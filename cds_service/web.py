@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .prefetch import DataUnavailable
-from .protocol import RequestError, load_json
+from .protocol import RequestError
 from .service import CdsService
 from .store import StoreError
 

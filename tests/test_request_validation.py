@@ -86,9 +86,12 @@ def test_nesting_deeper_than_the_limit_is_a_400_with_the_reason_on_every_endpoin
         def make(n: int) -> dict:
             return hook_request([nested_in(ivig_order(), n)], prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
         path, ok = SELECT, 200
-    elif endpoint == "feedback":
+    elif endpoint == "feedback":  # feedback on a card the service returned (an unknown card is refused)
+        shown = client.post(SELECT, json=hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+        card = shown.get_json()["cards"][0]["uuid"]
+
         def make(n: int) -> dict:
-            return {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-01-01T00:00:00Z",
+            return {"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-01-01T00:00:00Z",
                                   "extension": nested_in({}, n)}]}
         path, ok = SELECT + "/feedback", 200
     else:

@@ -25,12 +25,13 @@ import pytest
 from fhirpathpy.engine.nodes import FP_Type, ResourceNode
 
 from cds_service import discovery, engine
-from cds_service.definitions import Compiled, Compiler, Definitions
-from cds_service.inputs import BASE_INPUTS, facts_from
+from cds_service.definitions import Definitions
+from cds_service.inputs import facts_from
 from cds_service.knowledge import KnowledgeBase, load
 from cds_service.prefetch import resolve
 from cds_service.protocol import parse_hook_request
 from cds_service.regimen import DosePolicy
+from cds_service.terminology import ConceptIndex
 from tests.medplum import MedplumUnavailable, ensure_installed
 from tests.patients import catalogue
 
@@ -44,6 +45,7 @@ SHOWN = 25  # disagreements spelled out in a failure message; the rest are count
 class Patient:
     name: str
     inputs: dict[str, Any]  # the base inputs, as a hook call computes them
+    index: ConceptIndex  # the call's membership index, as the engine reads it
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def patients(knowledge: KnowledgeBase) -> list[Patient]:
                               draft_orders=request.draft_orders, facts=facts_from(prefetch), today=date.today(),
                               policy=DosePolicy())
         assert call is not None, f"catalogue patient {name!r} has no IVIG order: nothing to evaluate"
-        found.append(Patient(name, call.inputs))
+        found.append(Patient(name, call.inputs, call.index))
     return found
 
 
@@ -109,11 +111,11 @@ def outcome(run: Callable[..., Any], *args: Any) -> dict[str, Any]:
         return {"error": str(exc)[:300]}
 
 
-def defined(definitions: Definitions, name: str, values: dict[str, Any]) -> Any:
+def defined(definitions: Definitions, name: str, values: dict[str, Any], index: ConceptIndex) -> Any:
     """A named definition's value, set in `values` as the engine sets it; a failed one reads as empty afterwards, as in
     evaluate.mjs, so the definitions after it are still compared."""
     try:
-        definitions.evaluate(name, values)
+        definitions.evaluate(name, values, index)
         return values[name]
     finally:
         values.setdefault(name, [])
@@ -225,7 +227,7 @@ def second_opinion(knowledge: KnowledgeBase, patients: list[Patient],
     for patient, answer in zip(patients, answers):
         values = dict(patient.inputs)
         for name in order:
-            ours = outcome(defined, knowledge.definitions, name, values)
+            ours = outcome(defined, knowledge.definitions, name, values, patient.index)
             definitions.append((patient.name, name, ours, theirs(answer["definitions"][name])))
         for text, their in zip(conditions, answer["conditions"]):
             verdicts.append((patient.name, text, outcome(by_text[text], values), theirs(their)))
@@ -293,30 +295,19 @@ def test_memberships_are_precomputed_for_the_concepts_the_conditions_read(knowle
 # ---- the fast membership path -------------------------------------------------------------------------------------
 
 
-class PlainCompiler(Compiler):
-    """Our compiler without its index path: every expression through fhirpathpy, with the same memberOf()."""
-
-    def _membership(self, text: str) -> Compiled | None:
-        return None
-
-
 def test_fast_membership_path_gives_what_plain_fhirpathpy_gives(knowledge, patients):
-    fast = Compiler(knowledge.terminology, BASE_INPUTS)
-    plain = PlainCompiler(knowledge.terminology, BASE_INPUTS)
-    shapes = [(d.name, d.expression.text, fast._membership(d.expression.text)) for d in knowledge.definitions]
-    membership = [(name, text, run) for name, text, run in shapes if run is not None]
-    assert len(membership) >= len(shapes) // 2, "the fast path no longer covers the membership definitions"
-    loaded_by_name = {d.name: d.expression for d in knowledge.definitions}
+    """A membership definition is answered from the call's index; its own FHIRPath, run by fhirpathpy, must agree."""
+    membership = [d for d in knowledge.definitions if d.expression.membership is not None]
+    assert len(membership) >= len(list(knowledge.definitions)) // 2, "the fast path no longer covers the membership definitions"
     differ = []
-    for name, text, run in membership:
-        slow = plain.compile({"language": "text/fhirpath", "expression": text}, (), keep_types=True)
-        loaded = loaded_by_name[name]
+    for definition in membership:
+        expression = definition.expression
         for patient in patients:
-            expected = [item.data if isinstance(item, ResourceNode) else item for item in slow(patient.inputs)]
-            for path, got in (("Compiler._membership", run({}, patient.inputs)), ("the loaded knowledge", loaded(patient.inputs))):
-                if got != expected:
-                    differ.append(f"{patient.name!r}: %{name} := {text}\n    {path}: {comparable(got)}\n"
-                                  f"    fhirpathpy: {comparable(expected)}")
+            expected = [item.data if isinstance(item, ResourceNode) else item for item in expression.run({}, patient.inputs)]
+            got = expression(patient.inputs, patient.index)
+            if got != expected:
+                differ.append(f"{patient.name!r}: %{definition.name} := {expression.text}\n    index: {comparable(got)}\n"
+                              f"    fhirpathpy: {comparable(expected)}")
     assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:SHOWN])
-    found = sum(1 for _, _, run in membership for p in patients if run({}, p.inputs))
+    found = sum(1 for d in membership for p in patients if d.expression(p.inputs, p.index))
     assert found >= len(patients), "the catalogue patients should match some membership definitions"
