@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import html
+import re
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
@@ -99,7 +100,7 @@ def _decision_card(decision: Finding) -> dict:
             lines += [f"- {line}" for line in _regimen_lines(finding.recommendation.regimens, finding.facts.weight)] + [""]
         facts.update(dict.fromkeys(_patient_facts(finding)))
     if facts:
-        lines += ["**Patient facts**", ""] + [f"- {html.escape(f, quote=False)}" for f in facts] + [""]
+        lines += ["**Patient facts**", ""] + [f"- {html.escape(ehr_text(f), quote=False)}" for f in facts] + [""]
     departed = next((a for f, a in zip(decision.alternatives, alternatives, strict=True) if f.departs), None)
     result = {
         "uuid": str(uuid.uuid4()),
@@ -133,7 +134,7 @@ def detail(finding: Finding) -> str:
     lines += [f"> {doc['citation']}", ">", f"> — EFNS guideline on IVIG in neurological diseases (2008){where}", ""]
     facts = _patient_facts(finding)
     if facts:  # fact lines carry EHR text, and clients such as the Sandbox render raw HTML in Markdown
-        lines += ["**Patient facts**", ""] + [f"- {html.escape(f, quote=False)}" for f in facts] + [""]
+        lines += ["**Patient facts**", ""] + [f"- {html.escape(ehr_text(f), quote=False)}" for f in facts] + [""]
     return "\n".join(lines).strip()
 
 
@@ -145,6 +146,23 @@ def _course_summary(finding: Finding) -> str | None:
         return None
     return _clip(f"IVIG course {fmt(total)} g/kg: {magnitude(total / highest)} the highest total the guideline gives "
                  f"for any indication ({fmt(highest)} g/kg)")
+
+
+#: the Markdown that text inside one list item could use to change what a card shows: emphasis (* and _ at a word's
+#: edge), code, strike-through, a link or image (]( or ][ after a [), and what GitHub Flavored Markdown turns into a
+#: link by itself (a URL scheme, "www."). Headings, quotes, lists and tables need a line of their own, and a line
+#: break is never kept; HTML is escaped with the whole line.
+_MARKDOWN = re.compile(r"[\\`*~]|(?<!\w)_|_(?!\w)|\](?=[(\[])|!(?=\[)")
+_AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp)(?=://)|\bwww(?=\.)")
+
+
+def ehr_text(text: str) -> str:
+    """Text from the record, shown as the characters it holds in a card's Markdown: one line, Markdown neutralised.
+
+    Clients such as the Sandbox render Markdown (and raw HTML, escaped with each fact line) in card details, so a
+    display such as "**Stop IVIG** [here](http://...)" must read as those characters, not as emphasis and a link."""
+    line = _MARKDOWN.sub(lambda m: "\\" + m.group(0), " ".join(text.split()))
+    return _AUTOLINK.sub(lambda m: m.group(0) + "\\", line)  # "http\://", "www\." are not links
 
 
 def _stance(finding: Finding) -> str:
@@ -180,6 +198,7 @@ def _patient_facts(finding: Finding) -> list[str]:
     if "guidelineDiagnoses" in used:  # the diagnoses the indication would have to be among
         facts += [_describe(c) for c in finding.facts.conditions] or ["Diagnoses: none on record"]
     facts += [_describe(r) for r in finding.evidence]
+    facts += [f"Coded only as {note}" for note in finding.broader_codes]
     facts += [f"{title}: no result on record" for title in finding.not_on_record]
     return facts
 

@@ -12,11 +12,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from .fhirjson import obj, objects
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase, Recommendation
 from .orders import OrderKind
+from .regimen import (
+    Comparison,
+    Course,
+    DosePolicy,
+    WeightStanding,
+    compare,
+    draft_dosage,
+    weight_standing,
+)
 from .terminology import ConceptIndex
-from .regimen import Comparison, Course, DosePolicy, WeightStanding, compare, draft_dosage, weight_standing
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,9 @@ class Finding:
     highest_total_per_kg: Decimal | None  # the highest course total of any regimen in the knowledge
     #: for a decision (a recommendation that stands for several), the findings of those that apply, in order
     alternatives: tuple[Finding, ...] = ()
+    #: for each diagnosis the recommendation rests on only through a code broader than its disease (a WHO ICD-10
+    #: category), what else that code covers
+    broader_codes: tuple[str, ...] = ()
 
     @property
     def departs(self) -> bool:
@@ -128,7 +140,7 @@ def evaluate(
         comparison = compare(call.course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
         evidence, missing = _evidence(knowledge, rec, call)
         findings.append(Finding(rec, call.orders, call.course, comparison, facts, standing, evidence, missing, age,
-                                knowledge.highest_course_total_per_kg))
+                                knowledge.highest_course_total_per_kg, broader_codes=_broader_codes(knowledge, rec, evidence)))
     findings = _decided(knowledge, findings, call, hook)
     return [f for f in findings if _worth_saying_at_signing(f)] if hook == "order-sign" else findings
 
@@ -160,6 +172,22 @@ def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook
         at = findings.index(chosen[0])
         findings = [f for f in findings[:at] if id(f) not in mine] + [merged] + [f for f in findings[at:] if id(f) not in mine]
     return findings
+
+
+def _broader_codes(knowledge: KnowledgeBase, rec: Recommendation, evidence: tuple[dict, ...]) -> tuple[str, ...]:
+    """The notes of the broader codes the recommendation's diagnoses rest on: a diagnosis counts only when every
+    coding that puts it in a ValueSet the recommendation reads is broader than that ValueSet's disease."""
+    terminology = knowledge.terminology
+    notes: dict[str, None] = {}
+    for resource in evidence:
+        if resource.get("resourceType") != "Condition":
+            continue
+        codings = list(objects(obj(resource.get("code")).get("coding")))
+        for url in dict.fromkeys(rec.watched_valuesets + tuple(sorted(rec.indications))):
+            found = [(c, terminology.broader_note(c, url)) for c in codings if terminology.member_of(c, url)]
+            if found and all(note for _, note in found):
+                notes.update(dict.fromkeys(note for _, note in found if note))
+    return tuple(notes)
 
 
 def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tuple[tuple[dict, ...], tuple[str, ...]]:

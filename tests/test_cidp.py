@@ -127,3 +127,15 @@ def test_without_a_weight_no_absolute_dose_is_offered(cards_by_topic):
     card = cidp_cards(cards_by_topic, weights=[])["CIDP-2"]
     assert "selectionBehavior" not in card
     assert_no_absolute_dose_without_weight(card)
+
+
+def test_a_who_icd_10_category_fires_and_the_card_says_what_else_the_code_covers(cards_by_topic):
+    """WHO ICD-10 has no code of its own for CIDP: G61.8 holds it with MMN and other neuropathies. The
+    recommendation fires, and the card names the code it rests on and what else that code covers."""
+    cards = cidp_cards(cards_by_topic, conditions=[condition("G61.8", "http://hl7.org/fhir/sid/icd-10")])
+    card = cards["CIDP-2"]
+    assert "Coded only as G61.8 Other inflammatory polyneuropathies: also covers" in card["detail"]
+
+
+def test_a_specific_code_needs_no_note(cards_by_topic):
+    assert "Coded only as" not in cidp_cards(cards_by_topic)["CIDP-2"]["detail"]

@@ -135,3 +135,19 @@ def test_ehr_text_in_a_card_cannot_inject_html(cds):
     (card, *_) = [c for c in cds(hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs_with_markup], weights=[weight(70)])))
                   if c["source"]["topic"]["code"] == "GBS-1"]
     assert "<img" not in card["detail"] and "&lt;img src=x onerror=alert(1)&gt;GBS" in card["detail"]
+
+
+@pytest.mark.parametrize("display, shown, absent", [
+    ("**Stop IVIG** [details](http://evil.example/x)", r"\*\*Stop IVIG\*\* [details\](http\://evil.example/x)", "[details](http"),
+    ("GBS\n# Give 10 times the dose", "GBS # Give 10 times the dose", "\n# Give"),
+    ("GBS ![x](https://evil.example/i.png) see www.evil.example", r"\![x\](https\://evil.example/i.png) see www\.evil.example", "![x]("),
+    ("GBS ~~struck~~ `code` _em_ snake_case", r"GBS \~\~struck\~\~ \`code\` \_em\_ snake_case", "~~struck~~"),
+], ids=["emphasis-and-link", "newline-heading", "image-and-autolink", "strike-code-emphasis"])
+def test_ehr_text_in_a_card_cannot_use_markdown(cds, display, shown, absent):
+    """EHR text is shown as the characters it holds: no emphasis, link, image, heading or table of its own."""
+    from tests.fhir_data import condition
+
+    coded = condition("G61.0", display=display)
+    cards = cds(hook_request([ivig_order()], prefetch=prefetch(conditions=[coded], weights=[weight(70)])))
+    (card,) = [c for c in cards if c["source"]["topic"]["code"] == "GBS-1"]
+    assert shown in card["detail"] and absent not in card["detail"]
