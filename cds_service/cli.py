@@ -59,24 +59,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(host: str, port: int, workers: int) -> int:
-    from gunicorn.app.base import BaseApplication
-
     from .app import create_app
-    from .server import gunicorn_options
+    from .server import run
 
     settings = Settings.from_env()
     app = create_app(settings)  # load definitions before forking, so a broken file stops start-up here
-    options = gunicorn_options(settings, host=host, port=port, workers=workers)
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in options.items():
-                self.cfg.set(name, value)
-
-        def load(self):
-            return app
-
-    Server().run()
+    run(app, settings, host=host, port=port, workers=workers)
     return 0
 
 

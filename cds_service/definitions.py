@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import fhirpathpy
@@ -65,10 +66,25 @@ class Expression:
     valuesets: tuple[str, ...]  # the ValueSets its memberOf() calls name, in order
     run: Compiled
     membership: Membership | None = None  # the same expression, answered from the call's index
+    logic: Logic | None = None  # the same expression, when it is only logic over named facts
+    empty_from: str | None = None  # a name whose empty collection makes the answer empty (%x.where(...).first())
 
     def __call__(self, values: Mapping[str, Any], index: ConceptIndex | None = None) -> list:
+        """The answer with every name it reads already in `values`."""
+        return self.evaluate(values, index, values.__getitem__)
+
+    def evaluate(self, values: Mapping[str, Any], index: ConceptIndex | None, resolve: Callable[[str], Any]) -> list:
+        """The answer, asking `resolve` for each named fact when it is needed: logic stops at the first operand that
+        decides (`false and ...`), and a path over an empty fact is empty, so the facts behind the rest are never
+        computed. fhirpathpy, the general path, gets every name it reads."""
         if self.membership is not None and index is not None:
             return self.membership(values, index)
+        if self.logic is not None and (answer := self.logic(resolve)) is not None:
+            return answer
+        if self.empty_from is not None and not _items(resolve(self.empty_from)):
+            return []
+        for name in self.names:
+            resolve(name)
         return self.run({}, values)  # fhirpathpy copies the variables it is given
 
 
@@ -119,7 +135,221 @@ class Compiler:
         membership = None
         if match is not None and match.group(1) in self.base_names:
             membership = Membership(match.group(1), match.group(2), match.group(3), bool(match.group(4)))
-        return Expression(text, expression.get("description", ""), names, valuesets, run, membership)
+        return Expression(text, expression.get("description", ""), names, valuesets, run, membership, Logic.parse(text),
+                          _empty_from(text))
+
+
+Answer = list | None  # a FHIRPath collection, or None: not answerable here, ask fhirpathpy
+_Run = Callable[[Callable[[str], Any]], Answer]  # an answer from a way to look a fact up by name
+#: FHIRPath functions whose answer on an empty collection is empty
+_EMPTY_IN_EMPTY_OUT = frozenset({"where", "select", "first", "last", "tail", "ofType", "toString", "substring", "toDate",
+                                 "toDateTime", "distinct"})
+
+
+def _empty_from(text: str) -> str | None:
+    """For `%x.f(...).g(...)` where every function keeps an empty collection empty: x; else None."""
+    match = re.match(r"%([A-Za-z]\w*)\.", text)
+    if match is None:
+        return None
+    segments, depth, quoted, start = [], 0, False, match.end()
+    for at in range(match.end(), len(text)):
+        char = text[at]
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "([":
+            depth += 1
+        elif not quoted and char in ")]":
+            depth -= 1
+        elif not quoted and depth == 0 and char == ".":
+            segments.append(text[start:at])
+            start = at + 1
+    segments.append(text[start:])
+    for segment in segments:
+        call = re.fullmatch(r"([A-Za-z]\w*)\(.*\)", segment, re.S)
+        if call is None or call.group(1) not in _EMPTY_IN_EMPTY_OUT:
+            return None
+    return match.group(1)
+
+
+class Logic:
+    """A condition that is only logic over named facts, evaluated without fhirpathpy: `%a.exists()`, `%b.empty()`,
+    `%c` (a boolean), `%d < 18`, `%hook = 'order-sign'`, joined by `and`, `or`, `.not()` and parentheses, with
+    FHIRPath's three-valued logic. Most conditions are of this shape once the facts are named, and fhirpathpy spends
+    far longer setting up than deciding them. Whatever it cannot decide exactly (a fact that is not a boolean where one
+    is read, a collection of several where one value is compared), it leaves to fhirpathpy; the tests compare both
+    on every catalogue patient."""
+
+    _TOKEN = re.compile(r"\s*(?:(%[A-Za-z]\w*)|(\.exists\(\)|\.empty\(\)|\.not\(\))|(and|or)\b|([()])|(<=|>=|<|>|=)"
+                        r"|(-?\d+(?:\.\d+)?)|'([^'\\]*)'|(true|false)\b)")
+
+    def __init__(self, run: _Run):
+        self._run = run
+
+    def __call__(self, resolve: Callable[[str], Any]) -> Answer:
+        return self._run(resolve)
+
+    @classmethod
+    def parse(cls, text: str) -> Logic | None:
+        tokens, at = [], 0
+        while at < len(text.rstrip()):
+            match = cls._TOKEN.match(text, at)
+            if match is None:
+                return None
+            tokens.append(match)
+            at = match.end()
+        parser = _LogicParser(tokens)
+        try:
+            run = parser.expression()
+        except _NotLogic:
+            return None
+        return cls(run) if parser.done() else None
+
+
+class _NotLogic(Exception):
+    pass
+
+
+class _LogicParser:
+    """Recursive descent over the tokens of Logic, building closures; the grammar is FHIRPath's, restricted."""
+
+    def __init__(self, tokens: list[re.Match]):
+        self.tokens, self.at = tokens, 0
+
+    def done(self) -> bool:
+        return self.at == len(self.tokens)
+
+    def _peek(self, group: int) -> str | None:
+        return self.tokens[self.at].group(group) if self.at < len(self.tokens) else None
+
+    def _take(self, group: int) -> str:
+        value = self._peek(group)
+        if value is None:
+            raise _NotLogic
+        self.at += 1
+        return value
+
+    def expression(self) -> _Run:
+        run = self._and()
+        while self._peek(3) == "or":
+            self.at += 1
+            run = _or(run, self._and())
+        return run
+
+    def _and(self) -> _Run:
+        run = self._unary()
+        while self._peek(3) == "and":
+            self.at += 1
+            run = _and(run, self._unary())
+        return run
+
+    def _unary(self) -> _Run:
+        if self._peek(4) == "(":
+            self.at += 1
+            run = self.expression()
+            if self._take(4) != ")":
+                raise _NotLogic
+        else:
+            run = self._fact()
+        while self._peek(2) == ".not()":
+            self.at += 1
+            run = _not(run)
+        return run
+
+    def _fact(self) -> _Run:
+        name = self._take(1)[1:]
+        suffix = self._peek(2)
+        if suffix in (".exists()", ".empty()"):
+            self.at += 1
+            wanted = suffix == ".exists()"
+            return lambda resolve: [bool(_items(resolve(name))) is wanted]
+        operator = self._peek(5)
+        if operator is None:
+            return lambda resolve: _boolean(resolve(name))
+        self.at += 1
+        literal = self._literal()
+        return lambda resolve: _compare(resolve(name), operator, literal)
+
+    def _literal(self) -> Any:
+        if self.at >= len(self.tokens):
+            raise _NotLogic
+        token = self.tokens[self.at]
+        self.at += 1
+        if token.group(6) is not None:
+            return Decimal(token.group(6))
+        if token.group(7) is not None:
+            return token.group(7)
+        if token.group(8) is not None:
+            return token.group(8) == "true"
+        raise _NotLogic
+
+
+def _items(value: Any) -> list:
+    items = value if isinstance(value, list) else [value]
+    return [getattr(item, "data", item) for item in items]  # fhirpathpy's raw answers wrap resources
+
+
+def _boolean(value: Any) -> Answer:
+    items = _items(value)
+    if not items:
+        return []
+    return [items[0]] if len(items) == 1 and isinstance(items[0], bool) else None
+
+
+def _compare(value: Any, operator: str, literal: Any) -> Answer:
+    items = _items(value)
+    if not items:
+        return []
+    if len(items) > 1:
+        return None
+    item = items[0]
+    if isinstance(literal, Decimal):
+        if isinstance(item, bool) or not isinstance(item, (int, float, Decimal)):
+            return None
+        item = Decimal(str(item)) if isinstance(item, float) else item
+    elif type(item) is not type(literal):
+        return None
+    if operator == "=":
+        return [item == literal]
+    if isinstance(literal, (bool, str)):
+        return None
+    return [{"<": item < literal, ">": item > literal, "<=": item <= literal, ">=": item >= literal}[operator]]
+
+
+def _not(run: _Run) -> _Run:
+    def answer(resolve: Callable[[str], Any]) -> Answer:
+        got = run(resolve)
+        if got is None or got == []:
+            return got
+        return [not got[0]] if isinstance(got[0], bool) and len(got) == 1 else None
+    return answer
+
+
+def _and(left: _Run, right: _Run) -> _Run:
+    def answer(resolve: Callable[[str], Any]) -> Answer:
+        a = left(resolve)
+        if a == [False]:
+            return [False]  # whatever the right side is, even unknown
+        b = right(resolve)
+        if a is None or b is None:
+            return None
+        if b == [False]:
+            return [False]
+        return [True] if a == [True] and b == [True] else []
+    return answer
+
+
+def _or(left: _Run, right: _Run) -> _Run:
+    def answer(resolve: Callable[[str], Any]) -> Answer:
+        a = left(resolve)
+        if a == [True]:
+            return [True]  # whatever the right side is, even unknown
+        b = right(resolve)
+        if a is None or b is None:
+            return None
+        if b == [True]:
+            return [True]
+        return [False] if a == [False] and b == [False] else []
+    return answer
 
 
 def _element(resource: dict, name: str) -> Any:
@@ -182,6 +412,14 @@ class Definitions:
         return tuple(dict.fromkeys(url for n in names for url in self._by_name[n].expression.valuesets))
 
     def evaluate(self, name: str, values: dict[str, Any], index: ConceptIndex) -> None:
-        """Sets values[name], once: the caller passes names in closure order."""
+        """Sets values[name], once per call, evaluating first (and only) the facts it turns out to need."""
         if name not in values:
-            values[name] = self._by_name[name].expression(values, index)
+            values[name] = self._by_name[name].expression.evaluate(values, index, self.resolver(values, index))
+
+    def resolver(self, values: dict[str, Any], index: ConceptIndex) -> Callable[[str], Any]:
+        """Look a fact up by name in `values`, evaluating a named definition the first time it is asked for."""
+        def resolve(name: str) -> Any:
+            if name not in values:
+                self.evaluate(name, values, index)
+            return values[name]
+        return resolve

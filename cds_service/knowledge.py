@@ -47,10 +47,9 @@ SUMMARY_LIMIT = 140
 
 @dataclass(frozen=True)
 class Condition:
-    """One applicability condition, with the named definitions it needs in the order they are evaluated."""
+    """One applicability condition."""
 
     expression: Expression
-    needs: tuple[str, ...]
 
 
 class DefinitionError(Exception):
@@ -103,19 +102,15 @@ class Recommendation:
         return self.level.get("display", self.level["code"])
 
     def applies(self, values: dict[str, Any], definitions: Definitions, index: ConceptIndex) -> bool:
-        """All applicability conditions true (an empty or non-boolean result is false), checked in order; a condition's
-        named definitions are evaluated just before it, once per call (`values` keeps them), and not at all when an
-        earlier condition fails.
+        """All applicability conditions true (an empty or non-boolean result is false), checked in order; the named
+        facts are evaluated when a condition first needs them, once per call (`values` keeps them), and not at all when
+        an earlier condition fails or the logic is decided without them.
 
         A condition that cannot be evaluated on this patient's data (a boolean where a date belongs,
         text where a number does) is an answer we cannot give: UnreadableData, never a guess."""
+        resolve = definitions.resolver(values, index)
         try:
-            for condition in self.conditions:
-                for name in condition.needs:
-                    definitions.evaluate(name, values, index)
-                if condition.expression(values, index) != [True]:
-                    return False
-            return True
+            return all(condition.expression.evaluate(values, index, resolve) == [True] for condition in self.conditions)
         except Exception as exc:  # fhirpathpy raises bare Exceptions for type errors in the data
             raise UnreadableData(f"recommendation {self.action_id} cannot be evaluated on this patient's data: {str(exc)[:200]}") from exc
 
@@ -346,7 +341,7 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, de
             if not expression.description:
                 raise DefinitionError(path, f"{where} condition[{i}]: the expression needs a description (the condition in words)")
             order, _ = definitions.closure(expression.names)
-            conditions.append(Condition(expression, tuple(n for n in order if n not in needed)))
+            conditions.append(Condition(expression))
             needed += [n for n in order if n not in needed]
     _, base = definitions.closure(name for c in conditions for name in c.expression.names)
     watched = [url for c in conditions for url in c.expression.valuesets] + list(definitions.valuesets(needed))

@@ -286,3 +286,21 @@ def gunicorn_options(settings: Settings, *, host: str, port: int, workers: int) 
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
     }
+
+
+def run(app: Any, settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Serve a WSGI app under gunicorn with the service's worker class and bounds (`ivig-cds serve`, and the benchmark's
+    echo, which must run on the same server to be a fair floor)."""
+    from gunicorn.app.base import BaseApplication
+
+    options = gunicorn_options(settings, host=host, port=port, workers=workers)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in options.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()

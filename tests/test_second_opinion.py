@@ -311,3 +311,40 @@ def test_fast_membership_path_gives_what_plain_fhirpathpy_gives(knowledge, patie
     assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:SHOWN])
     found = sum(1 for d in membership for p in patients if d.expression(p.inputs, p.index))
     assert found >= len(patients), "the catalogue patients should match some membership definitions"
+
+
+def test_the_logic_path_gives_what_plain_fhirpathpy_gives(knowledge, patients):
+    """Conditions that are only logic over named facts are decided without fhirpathpy; fhirpathpy must agree."""
+    order = evaluation_order(knowledge)
+    expressions = [c.expression for r in knowledge.recommendations for c in r.conditions]
+    expressions += [d.expression for d in knowledge.definitions]
+    logical = [e for e in expressions if e.logic is not None]
+    assert len(logical) >= len(expressions) // 2, "the logic path no longer covers most conditions"
+    differ, decided = [], 0
+    for patient in patients:
+        values = dict(patient.inputs)
+        for name in order:
+            defined(knowledge.definitions, name, values, patient.index)
+        for expression in logical:
+            answer = expression.logic(values.__getitem__)
+            if answer is None:
+                continue  # left to fhirpathpy
+            decided += 1
+            expected = [item.data if isinstance(item, ResourceNode) else item for item in expression.run({}, values)]
+            if answer != expected:
+                differ.append(f"{patient.name!r}: {expression.text}\n    logic: {answer}\n    fhirpathpy: {expected}")
+    assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:SHOWN])
+    assert decided >= len(logical) * len(patients) // 2, "the logic path leaves most answers to fhirpathpy"
+
+
+def test_a_path_over_an_empty_fact_is_empty_as_fhirpathpy_says(knowledge, patients):
+    """`%x.where(...).first()` and the like are answered empty without fhirpathpy when %x is empty."""
+    shortcut = [d.expression for d in knowledge.definitions if d.expression.empty_from is not None]
+    assert shortcut, "no definition takes the empty path any more"
+    for patient in patients:
+        values = dict(patient.inputs)
+        for name in evaluation_order(knowledge):
+            defined(knowledge.definitions, name, values, patient.index)
+        for expression in shortcut:
+            if not values[expression.empty_from]:
+                assert expression.run({}, values) == [], (patient.name, expression.text)

@@ -56,16 +56,22 @@ def token(audiences: list[str], *, iss: str = ISS, key: ec.EllipticCurvePrivateK
                       key, algorithm="ES384", headers={"kid": kid, "typ": "JWT"})
 
 
-def start(root: Path, folder: Path, workers: int) -> tuple[subprocess.Popen, int]:
+def start(root: Path, folder: Path, workers: int, *, extra_env: dict[str, str] | None = None,
+          command: list[str] | None = None) -> tuple[subprocess.Popen, int]:
+    """A server from `root` (`ivig-cds serve`, or `command` given --port and --workers) in production settings
+    trusting KEY, its files in `folder`; returns once it accepts connections."""
+    folder.mkdir(parents=True, exist_ok=True)
     jwks = folder / "jwks.json"
     jwks.write_text(json.dumps({"keys": [jwk(KEY, "ehr-1")]}))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "IVIG_CDS_TRUSTED_ISSUERS": ISS, "IVIG_CDS_JWKS_FILE": str(jwks), "IVIG_CDS_PUBLIC_URL": PUBLIC,
-           "IVIG_CDS_REPLAY_STORE": str(folder / "jti.sqlite3"), "IVIG_CDS_KNOWLEDGE_ROOT": str(root)}
+           "IVIG_CDS_REPLAY_STORE": str(folder / "jti.sqlite3"), "IVIG_CDS_KNOWLEDGE_ROOT": str(root),
+           "IVIG_CDS_STORE_URL": f"sqlite:///{folder / 'store.sqlite3'}", **(extra_env or {})}
     env.pop("IVIG_CDS_MODE", None)
-    process = subprocess.Popen([sys.executable, "-m", "cds_service.cli", "serve", "--port", str(port), "--workers", str(workers)],
+    argv = command or [sys.executable, "-m", "cds_service.cli", "serve"]
+    process = subprocess.Popen([*argv, "--port", str(port), "--workers", str(workers)],
                                cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
