@@ -232,14 +232,14 @@ class _LogicParser:
         run = self._and()
         while self._peek(3) == "or":
             self.at += 1
-            run = _or(run, self._and())
+            run = _junction(run, self._and(), decisive=True)
         return run
 
     def _and(self) -> _Run:
         run = self._unary()
         while self._peek(3) == "and":
             self.at += 1
-            run = _and(run, self._unary())
+            run = _junction(run, self._unary(), decisive=False)
         return run
 
     def _unary(self) -> _Run:
@@ -324,31 +324,20 @@ def _not(run: _Run) -> _Run:
     return answer
 
 
-def _and(left: _Run, right: _Run) -> _Run:
+def _junction(left: _Run, right: _Run, decisive: bool) -> _Run:
+    """`and` (decisive False) or `or` (decisive True) in FHIRPath's three-valued logic: an operand equal to the
+    decisive value decides, whatever the other is (so the other need not be computed); both the other value give
+    that value; anything else is unknown (empty)."""
     def answer(resolve: Callable[[str], Any]) -> Answer:
         a = left(resolve)
-        if a == [False]:
-            return [False]  # whatever the right side is, even unknown
+        if a == [decisive]:
+            return [decisive]
         b = right(resolve)
         if a is None or b is None:
             return None
-        if b == [False]:
-            return [False]
-        return [True] if a == [True] and b == [True] else []
-    return answer
-
-
-def _or(left: _Run, right: _Run) -> _Run:
-    def answer(resolve: Callable[[str], Any]) -> Answer:
-        a = left(resolve)
-        if a == [True]:
-            return [True]  # whatever the right side is, even unknown
-        b = right(resolve)
-        if a is None or b is None:
-            return None
-        if b == [True]:
-            return [True]
-        return [False] if a == [False] and b == [False] else []
+        if b == [decisive]:
+            return [decisive]
+        return [not decisive] if a == [not decisive] and b == [not decisive] else []
     return answer
 
 
