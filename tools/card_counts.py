@@ -28,16 +28,23 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     service = create_app(Settings(knowledge_root=ROOT, mode="development", auth=AuthSettings.development())).extensions["ivig_cds"]
-    counts = []
+    counts: dict[str, list[int]] = {"as catalogued": [], "order-select": [], "order-sign": []}
     for name, request in catalogue().items():
-        hook = request["hook"]
-        cards = service.call(f"ivig-{hook}", json.dumps(request))["cards"]
-        counts.append(len(cards))
-        if args.verbose:
-            print(f"{name} ({hook}): {len(cards)}")
-            for card in cards:
-                print(f"    [{card['indicator']}] {card['summary']}")
-    print(f"{len(counts)} patients, cards per IVIG order: mean {statistics.mean(counts):.2f}, max {max(counts)}")
+        for hook in (request["hook"], "order-select", "order-sign"):
+            sent = {**request, "hook": hook, "context": dict(request["context"])}
+            if hook == "order-sign":
+                sent["context"].pop("selections", None)
+            elif "selections" not in sent["context"]:
+                first = sent["context"]["draftOrders"]["entry"][0]["resource"]
+                sent["context"]["selections"] = [f"{first['resourceType']}/{first['id']}"]
+            cards = service.call(f"ivig-{hook}", json.dumps(sent))["cards"]
+            counts["as catalogued" if hook is request["hook"] else hook].append(len(cards))
+            if args.verbose and hook is request["hook"]:
+                print(f"{name} ({hook}): {len(cards)}")
+                for card in cards:
+                    print(f"    [{card['indicator']}] {card['summary']}")
+    for label, found in counts.items():
+        print(f"{len(found)} patients, {label}: cards per IVIG order mean {statistics.mean(found):.2f}, max {max(found)}")
 
 
 if __name__ == "__main__":
