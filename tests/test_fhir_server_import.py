@@ -50,6 +50,9 @@ def references(resource: dict) -> list[tuple[str, str, str]]:
     refs: list[tuple[str, str, str]] = []
     if resource["resourceType"] == "PlanDefinition":
         refs += [("library", "Library", url) for url in resource.get("library", [])]
+        for extension in resource.get("extension", []):  # the named facts (FHIR variable extensions)
+            text = extension.get("valueExpression", {}).get("expression", "")
+            refs += [("variable memberOf", "ValueSet", url) for url in _MEMBER_OF.findall(text)]
         for _, action in _actions(resource.get("action", []), "action"):
             if "definitionCanonical" in action:
                 refs.append(("definitionCanonical", "ActivityDefinition", action["definitionCanonical"]))
@@ -80,7 +83,7 @@ ALL_REFERENCES = sorted({(kind, target, url, f"{r['resourceType']}/{r['id']}")
 def test_every_kind_of_reference_is_present():
     """Guards the reference walk itself: each kind the definitions use is found at least once."""
     kinds = Counter(kind for kind, *_ in ALL_REFERENCES)
-    assert set(kinds) == {"library", "definitionCanonical", "input.codeFilter.valueSet", "condition memberOf",
+    assert set(kinds) == {"library", "definitionCanonical", "input.codeFilter.valueSet", "variable memberOf",
                           "dataRequirement.codeFilter.valueSet", "relatedArtifact depends-on", "coding system"}, kinds
 
 
