@@ -86,12 +86,13 @@ def _read_parameters(parameters: Any, knowledge: KnowledgeBase, max_entries: int
     check_entry_count(bundles, max_entries, "the 'data' Bundles")
     data: list[dict] = []
     for bundle in bundles:
-        entries = bundle.get("entry")
-        data += [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), dict)] if isinstance(entries, list) else []
+        entries = bundle.get("entry") if isinstance(bundle, Mapping) else None
+        if isinstance(entries, list):
+            data += [e["resource"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), dict)]
     orders = [p.get("resource") for p in named.get("draftOrder", [])]
-    if len(orders) > 1 or (orders and not knowledge.order_rules.is_ivig(orders[0])):
+    if len(orders) > 1 or (orders and not (isinstance(orders[0], dict) and knowledge.order_rules.is_ivig(orders[0]))):
         raise RequestError("'draftOrder', when given, must be one IVIG MedicationRequest")
-    order = orders[0] if orders else _undosed_ivig_order(knowledge, subjects[0])
+    order = orders[0] if orders and isinstance(orders[0], dict) else _undosed_ivig_order(knowledge, subjects[0])
     return subjects[0], data, order
 
 
@@ -117,7 +118,8 @@ def _as_prefetch(knowledge: KnowledgeBase, resources: list[dict]) -> dict[str, d
             ):
                 buckets[key].append(resource)
                 break
-    return {key: {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in found]} for key, found in buckets.items()}
+    return {key: {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in found]}
+            for key, found in buckets.items()}
 
 
 def _passes(resource: dict, code_filter: dict, knowledge: KnowledgeBase) -> bool:

@@ -33,6 +33,7 @@ bottom, knows about Flask.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -378,10 +379,8 @@ class _ReplayCache:
 
     def _close(self) -> None:
         if self._db is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.close()
-            except sqlite3.Error:
-                pass
             self._db = None
 
     def __len__(self) -> int:

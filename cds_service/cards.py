@@ -90,7 +90,7 @@ def _decision_card(decision: Finding) -> dict:
     rec = decision.recommendation
     lines = [f"**{rec.description}**", ""]
     facts: dict[str, None] = {}
-    for finding, alternative in zip(decision.alternatives, alternatives, strict=True):
+    for finding in decision.alternatives:
         doc = finding.recommendation.documentation
         lines += [f"**{_stance(finding)}:** {finding.recommendation.title}", "", f"> {doc['citation']}", ""]
         if finding.recommendation.regimens:

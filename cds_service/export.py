@@ -47,7 +47,8 @@ def package_files(knowledge: KnowledgeBase) -> dict[str, bytes]:
     manifest = {
         "name": PACKAGE_NAME,
         "version": PACKAGE_VERSION,
-        "description": "EFNS 2008 guideline on IVIG in neurological diseases as FHIR R4 PlanDefinitions, ActivityDefinitions, ValueSets and a Library (IVIG-CDS).",
+        "description": "EFNS 2008 guideline on IVIG in neurological diseases as FHIR R4 PlanDefinitions, ActivityDefinitions, "
+                       "ValueSets and a Library (IVIG-CDS).",
         "author": "IVIG-CDS",
         "canonical": CANONICAL_BASE,
         "fhirVersions": ["4.0.1"],

@@ -37,7 +37,7 @@ def capability_statement() -> Response:
         "kind": "instance",
         "software": {"name": "IVIG-CDS", "version": "0.1.0"},
         "implementation": {"description": "EFNS 2008 IVIG guideline: definitions and PlanDefinition/$apply",
-                           "url": request.url_root.rstrip("/") + bp.url_prefix},
+                           "url": request.url_root.rstrip("/") + (bp.url_prefix or "")},
         "fhirVersion": "4.0.1",
         "format": ["json"],
         "rest": [{"mode": "server", "resource": resources}],

@@ -117,9 +117,10 @@ class FhirClient:
             if not self._under_base(next_url):
                 raise FhirReadError(key, f"next link {_origin(next_url)}... is not on the FHIR server "
                                          f"{self.base_url}; not followed", code="forbidden")
-            page = self._fetch(next_url, key, deadline, missing_ok=False)
-            if page is None or page.get("resourceType") != "Bundle":
+            fetched = self._fetch(next_url, key, deadline, missing_ok=False)
+            if fetched is None or fetched.get("resourceType") != "Bundle":
                 raise FhirReadError(key, "next link did not return a Bundle")
+            page = fetched
             entries.extend(page.get("entry") or [])
             pages += 1
         merged["link"] = [link for link in bundle.get("link") or [] if link.get("relation") != "next"]

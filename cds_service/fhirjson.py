@@ -8,6 +8,7 @@ type instead of raising: a malformed element is unknown, never a crash.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -56,7 +57,7 @@ def code_of(resource: dict, element: str) -> str | None:
 _WHEN = ("effectiveDateTime", "effectivePeriod", "performedDateTime", "performedPeriod", "authoredOn", "issued")
 
 
-def recorded_at(resource: dict) -> str | None:
+def recorded_at(resource: Mapping[str, Any]) -> str | None:
     """When a record is about (an Observation's effective time, a Procedure's performed time, an order's authoredOn):
     the dateTime as given, or a Period's start."""
     for element in _WHEN:

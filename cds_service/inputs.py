@@ -180,7 +180,7 @@ def _resources(value: Any) -> list[dict]:
         return []
     if value["resourceType"] != "Bundle":
         return [] if value["resourceType"] == "OperationOutcome" else [value]
-    entries = value.get("entry") if isinstance(value.get("entry"), list) else []
+    entries: list = value["entry"] if isinstance(value.get("entry"), list) else []
     return [
         e["resource"]
         for e in entries

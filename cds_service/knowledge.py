@@ -174,7 +174,8 @@ def load(root: Path | str) -> KnowledgeBase:
     root = Path(root)
     files = sorted(p for d in KNOWLEDGE_DIRS for p in (root / d).glob("*.json"))
     if not files:
-        raise DefinitionError(root, "no definitions here (valuesets/, plandefinitions/); set IVIG_CDS_KNOWLEDGE_ROOT to the folder that holds them")
+        raise DefinitionError(root, "no definitions here (valuesets/, plandefinitions/); "
+                                    "set IVIG_CDS_KNOWLEDGE_ROOT to the folder that holds them")
     resources = {path.name: _read(path) for path in files}
     by_type: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
     for path in files:
@@ -252,7 +253,7 @@ def _order_in(codesystems: dict[str, dict]) -> Callable[[Recommendation], int]:
     """Recommendations in the order their topic codes have in their CodeSystem (the guideline's order);
     a code not listed there comes after, in file order."""
     position = {(url, c["code"]): i for url, cs in codesystems.items() for i, c in enumerate(cs.get("concept", []))}
-    return lambda rec: position.get((rec.topic.get("system"), rec.topic.get("code")), len(position))  # sorted() is stable
+    return lambda rec: position.get((str(rec.topic.get("system")), str(rec.topic.get("code"))), len(position))  # sorted() is stable
 
 
 def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict], terminology: Terminology) -> dict[str, dict]:
@@ -264,7 +265,8 @@ def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict
                 key = requirement.get("id")
                 if not key:
                     raise DefinitionError(path, f"library {url}: every dataRequirement needs an id (its prefetch key)")
-                for element in [f.get("path") for f in requirement.get("codeFilter", [])] + [o.get("path") for o in requirement.get("sort", [])]:
+                paths = [f.get("path") for f in requirement.get("codeFilter", [])] + [o.get("path") for o in requirement.get("sort", [])]
+                for element in paths:
                     if element not in SEARCH_PARAMETERS:
                         raise DefinitionError(path, f"library {url}: dataRequirement {key} filters or sorts on {element!r}; "
                                                     f"the service can query {sorted(SEARCH_PARAMETERS)}")
@@ -354,9 +356,9 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, de
     for url in indications | set(observed):
         if not compiler.terminology.knows(url):
             raise DefinitionError(path, f"{where}: input names unknown ValueSet {url}")
-    definitions = [action.get("definitionCanonical")] + [sub.get("definitionCanonical") for sub in action.get("action", [])]
+    canonicals = [action.get("definitionCanonical")] + [sub.get("definitionCanonical") for sub in action.get("action", [])]
     chosen = []
-    for url in filter(None, definitions):
+    for url in filter(None, canonicals):
         if url not in regimens:
             raise DefinitionError(path, f"{where}: definitionCanonical {url} is not a loaded ActivityDefinition")
         chosen.append(regimens[url])

@@ -25,8 +25,8 @@ the descriptions say.
 from __future__ import annotations
 
 import copy
-from importlib import metadata
 from collections.abc import Iterable
+from importlib import metadata
 from typing import Any
 
 OPENAPI_VERSION = "3.0.3"
@@ -466,7 +466,8 @@ def document(services: list[dict], *, jwt_required: bool = True, plan_ids: Itera
                 "post": {
                     "tags": ["feedback"],
                     "operationId": "sendFeedback",
-                    "summary": "Report what the user did with cards (accepted / overridden); checked against the cards returned, then stored.",
+                    "summary": "Report what the user did with cards (accepted / overridden); "
+                               "checked against the cards returned, then stored.",
                     "parameters": [service_id],
                     "requestBody": {"required": True,
                                     "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},

@@ -14,6 +14,7 @@ so the token goes into each request's headers (see fhir_client).
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 import ipaddress
 import itertools
@@ -111,10 +112,8 @@ class DeadlineScope:
             self.expired = True
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):  # already closed
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's: never touch TLS state from here
-            except OSError:
-                pass  # already closed
 
 
 class _Watchdog:
@@ -194,12 +193,12 @@ class _GuardedConnection(HTTPConnection):
                 last_error = exc
         raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         scope: DeadlineScope | None = getattr(_local, "scope", None)
         if scope is not None:
             if self.sock is None:
                 self.connect()
-            scope.adopt(self.sock)  # type: ignore[arg-type]
+            scope.adopt(self.sock)
         super().request(*args, **kwargs)
 
 

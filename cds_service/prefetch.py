@@ -26,6 +26,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, wait
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -55,15 +56,19 @@ _GRACE = 0.25
 
 
 class _Authorization(Protocol):
-    access_token: str
+    @property
+    def access_token(self) -> str: ...
 
 
 class _Request(Protocol):
     """The attributes of protocol.HookRequest that this module uses."""
 
-    fhir_server: str | None
-    fhir_authorization: _Authorization | None
-    prefetch: Mapping[str, Any]
+    @property
+    def fhir_server(self) -> str | None: ...
+    @property
+    def fhir_authorization(self) -> _Authorization | None: ...
+    @property
+    def prefetch(self) -> Mapping[str, Any]: ...
 
     def context_value(self, name: str) -> str | None: ...
 
@@ -225,11 +230,17 @@ def resolve(
                         session=session, public_only=public_only, pool_size=max_workers)
     deadline = time.monotonic() + timeout
     jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None]]] = {}
+
+    def searched(search: search_plan.Search) -> dict[str, dict | None]:
+        return search.split(client.get(search.url, deadline=deadline), lambda query: client.get(query, deadline=deadline))
+
+    def completed(key: str, bundle: dict) -> dict[str, dict | None]:
+        return {key: client.complete(bundle, key, deadline=deadline)}
+
     for search in search_plan.plan(queries):
-        jobs[search.keys] = lambda search=search: search.split(client.get(search.url, deadline=deadline),
-                                                               lambda query: client.get(query, deadline=deadline))
+        jobs[search.keys] = partial(searched, search)
     for key, bundle in completions.items():
-        jobs[(key,)] = lambda key=key, bundle=bundle: {key: client.complete(bundle, key, deadline=deadline)}
+        jobs[(key,)] = partial(completed, key, bundle)
     result.update(_run_parallel(jobs, why_missing, timeout, max_workers))
     return {key: result[key] for key in templates}  # template order
 
@@ -284,17 +295,17 @@ def _failure(resource: dict) -> dict | None:
         return None
     for entry in objects(resource.get("entry")):
         outcome = obj(entry.get("resource"))
-        if outcome.get("resourceType") == "OperationOutcome":
-            if any(issue.get("severity") in ("error", "fatal") for issue in objects(outcome.get("issue"))):
-                return outcome
+        failed = any(issue.get("severity") in ("error", "fatal") for issue in objects(outcome.get("issue")))
+        if outcome.get("resourceType") == "OperationOutcome" and failed:
+            return outcome
     return None
 
 
 def _why_not_prefetched(value: Any) -> str:
     if value is _ABSENT:
         return "not prefetched"
-    if _is_resource(value) and _failure(value) is not None:
-        return f"client's search reported an error (OperationOutcome: {outcome_summary(_failure(value))})"
+    if _is_resource(value) and (failure := _failure(value)) is not None:
+        return f"client's search reported an error (OperationOutcome: {outcome_summary(failure)})"
     if _is_resource(value):  # an OperationOutcome
         return f"client could not prefetch it (OperationOutcome: {outcome_summary(value)})"
     return "prefetched value is not a FHIR resource"

@@ -159,7 +159,8 @@ def _bucket_of(day: date, bucket: str) -> date:
 
 def _buckets(period: Period, bucket: str) -> list[date]:
     """Every bucket of the period, so that a week with no cards shows as zero, not as a gap."""
-    starts, day = [], period.since
+    starts: list[date] = []
+    day = period.since
     while day <= period.until:
         start = _bucket_of(day, bucket)
         if not starts or starts[-1] != start:

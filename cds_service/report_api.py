@@ -67,5 +67,6 @@ def report_page() -> Response:
         return operation_outcome(503, "the feedback store is unavailable", "transient")
     response = Response(page, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"  # reviewer data: no shared cache keeps it
-    response.headers["Content-Security-Policy"] = "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data:; font-src data:"
+    response.headers["Content-Security-Policy"] = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+                                                   "style-src 'unsafe-inline'; img-src data:; font-src data:")
     return response

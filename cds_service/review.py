@@ -90,7 +90,8 @@ def _recommendation(knowledge: KnowledgeBase, rec: Recommendation) -> list[str]:
         f"- **What the card adds:** {rec.description or '—'}",
     ]
     if rec.indications:
-        lines.append("- **Candidate when the patient has a diagnosis in:** " + ", ".join(f"«{knowledge.title_of(u)}»" for u in sorted(rec.indications)))
+        titles = ", ".join(f"«{knowledge.title_of(u)}»" for u in sorted(rec.indications))
+        lines.append("- **Candidate when the patient has a diagnosis in:** " + titles)
     else:
         lines.append("- **Candidate for:** every IVIG order")
     lines.append("- **Fires when** all of these hold (the named facts are defined in \"Named facts\" above):")
@@ -129,7 +130,8 @@ def _definitions(knowledge: KnowledgeBase) -> list[str]:
             order, _ = knowledge.definitions.closure(condition.expression.names)
             for name in order:
                 users.setdefault(name, []).append(rec.action_id)
-    lines += ["", "### Named definitions", "", "| name | the fact, in words | FHIRPath (ValueSets by title) | read by |", "|---|---|---|---|"]
+    lines += ["", "### Named definitions", "",
+              "| name | the fact, in words | FHIRPath (ValueSets by title) | read by |", "|---|---|---|---|"]
     for definition in sorted(knowledge.definitions, key=lambda d: d.name.lower()):
         expression = definition.expression
         lines.append(f"| `%{definition.name}` | {_cell(expression.description)} | `{_cell(_titled(knowledge, expression.text))}` "

@@ -53,7 +53,7 @@ def plan(queries: Mapping[str, str]) -> list[Search]:
     groups: dict[tuple, list[str]] = {}
     for key, query in queries.items():
         groups.setdefault(_merge_key(query) or ("alone", key), []).append(key)
-    searches = []
+    searches: list[Search] = []
     for group_key, keys in groups.items():
         if group_key[0] == "alone" or len(keys) < 2:
             searches.extend(Search(queries[key], {key: queries[key]}) for key in keys)

@@ -21,6 +21,7 @@ TLS is not spoken here: it ends at the proxy in front (the public URL is configu
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import re
@@ -174,16 +175,12 @@ class BufferedThreadWorker(ThreadWorker):
 
     @staticmethod
     def _send_quietly(sock: socket.socket, data: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):
             sock.send(data)
-        except OSError:
-            pass
 
     def _drop(self, conn: TConn) -> None:
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
         self._reading.pop(conn, None)
         self.nr_conns -= 1
         conn.close()
@@ -211,10 +208,8 @@ class BufferedThreadWorker(ThreadWorker):
 
     def _close_lingering(self, sock: socket.socket) -> None:
         self._lingering.pop(sock, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(sock)
-        except (KeyError, ValueError, OSError):
-            pass
         sock.close()
 
     def murder_pending(self) -> None:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     create_engine,
     delete,
@@ -123,8 +124,8 @@ class Feedback(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-CARDS = Card.__table__
-FEEDBACK = Feedback.__table__
+CARDS = cast(Table, Card.__table__)
+FEEDBACK = cast(Table, Feedback.__table__)
 
 
 @dataclass(frozen=True)

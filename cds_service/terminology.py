@@ -10,7 +10,7 @@ filters of its compose for code systems whose hierarchy is spelled in the code i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .fhirjson import objects
@@ -138,7 +138,7 @@ class Terminology:
         return notes[(system, max(ancestors, key=len))] if ancestors else None
 
 
-def _codings(value: Any) -> list[Mapping[str, Any]]:
+def _codings(value: Any) -> Sequence[Mapping[str, Any]]:
     if isinstance(value, list):
         return [c for item in value for c in _codings(item)]
     if not isinstance(value, Mapping):

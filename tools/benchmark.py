@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -34,10 +35,20 @@ from cds_service.app import create_app  # noqa: E402
 from cds_service.auth import AuthSettings  # noqa: E402
 from cds_service.config import Settings  # noqa: E402
 from tests.fhir_data import (  # noqa: E402
-    PATIENT_ID, condition, corticosteroid, days_ago, gbs, hook_request, ivig_order, medication_request, observation,
-    patient, prefetch, procedure, weight,
+    PATIENT_ID,
+    condition,
+    corticosteroid,
+    days_ago,
+    gbs,
+    hook_request,
+    ivig_order,
+    medication_request,
+    observation,
+    patient,
+    prefetch,
+    procedure,
+    weight,
 )
-
 
 ISSUER = "https://ehr.example.org"
 PUBLIC_URL = "https://cds.example.org"
@@ -81,7 +92,8 @@ def fallback(calls: int) -> None:
     from tests.medplum import MedplumUnavailable, running_fhir_server
 
     token = "bench-fhir-token"
-    data = {"conditions": [gbs(onset=days_ago(5))], "weights": [weight(60, when=days_ago(30)), weight(70, when=days_ago(1))],
+    data: dict[str, Any] = {"conditions": [gbs(onset=days_ago(5))],
+            "weights": [weight(60, when=days_ago(30)), weight(70, when=days_ago(1))],
             "labs": [observation("98979-8", 85, "mL/min/{1.73_m2}", low=60), observation("718-7", 13.5, "g/dL"),
                      observation("2160-0", 0.9, "mg/dL", low=0.6, high=1.2)],
             "medications": [corticosteroid("H02AB04", "methylprednisolone")],
@@ -117,9 +129,9 @@ def fallback(calls: int) -> None:
         for round_ in range(calls + 10):  # interleaved, so a slow moment of the machine hits every figure alike
             for key, query in queries.items():
                 t = time.perf_counter()
-                response = session.get(f"{fhir.base}/{query}", headers=headers, timeout=10)
+                answer = session.get(f"{fhir.base}/{query}", headers=headers, timeout=10)
                 elapsed = time.perf_counter() - t
-                assert response.status_code == 200, (key, response.status_code)
+                assert answer.status_code == 200, (key, answer.status_code)
                 if round_ >= 10:
                     times[key].append(elapsed * 1000)
             for name, body in (("with prefetch", with_prefetch), ("without prefetch", without)):
@@ -142,8 +154,9 @@ def fallback(calls: int) -> None:
         print(f"  hook call with prefetch {medians['with prefetch']:.2f} ms; without prefetch "
               f"{medians['without prefetch']:.2f} ms")
         serial = sum(medians[name] for name in sent)
+        best = (serial + medians['with prefetch']) / (medians[slowest] + medians['with prefetch'])
         print(f"  sum of the searches the call sends {serial:.2f} ms: the test server (node) answers one request at a "
-              f"time, so no client can do better than ratio {(serial + medians['with prefetch']) / (medians[slowest] + medians['with prefetch']):.2f} here; "
+              f"time, so no client can do better than ratio {best:.2f} here; "
               f"without prefetch / (sum + with prefetch): {medians['without prefetch'] / (serial + medians['with prefetch']):.2f}")
         print(f"ratio without prefetch / (slowest single query + with prefetch): "
               f"{medians['without prefetch'] / (medians[slowest] + medians['with prefetch']):.2f} "

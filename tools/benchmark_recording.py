@@ -51,7 +51,7 @@ def main() -> None:
             times[recording].append(time.perf_counter() - start)
             assert response.status_code == 200
     service.store = store
-    inserts = []
+    inserts: list[float] = []
     for _ in range(args.calls):
         start = time.perf_counter()
         store.record_cards("ivig-order-select", "order-select", [dict(c, uuid=f"{c['uuid']}-{len(inserts)}") for c in cards])

@@ -117,7 +117,7 @@ def post_transaction(base: str, bundle: dict, token: str | None = None) -> list[
     if len(answers) != len(requests_sent):
         raise LoadError(f"POST {base}: {len(requests_sent)} entries sent, {len(answers)} answered")
     results, failures = [], []
-    for sent, answer in zip(requests_sent, answers):
+    for sent, answer in zip(requests_sent, answers, strict=True):
         status = str((answer.get("response") or {}).get("status", ""))
         results.append((sent["url"].split("/", 1)[0], sent["url"], status))
         if not status.startswith(("200", "201")):
