@@ -9,6 +9,7 @@ because EHR servers rarely support `:in` with our ValueSets.
 
 from __future__ import annotations
 
+from . import __version__
 from .knowledge import CANONICAL_BASE, SEARCH_PARAMETERS, KnowledgeBase
 
 HOOKS = ("order-select", "order-sign")
@@ -59,6 +60,8 @@ def services(knowledge: KnowledgeBase) -> list[dict]:
                 "about uses the guideline advises against, doses that depart from it, and safety findings."
             ),
             "prefetch": prefetch,
+            # CDS Hooks 3.0 (ballot) recommends the service's version in discovery, so an EHR can tell an upgrade
+            "version": __version__,
             "usageRequirements": (
                 "Draft IVIG orders as R4 MedicationRequests coded with ATC J06BA02 or an IVIG NDC, or named in text; "
                 f"definitions at {CANONICAL_BASE}."

@@ -8,10 +8,11 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from . import __version__
 from .knowledge import CANONICAL_BASE, KnowledgeBase
 
 PACKAGE_NAME = "ivigcds.efns.ivig"
-PACKAGE_VERSION = "0.1.0"
+PACKAGE_VERSION = __version__
 #: load order that lets a server check references as they arrive: terminology first, then what uses it
 _ORDER = ("CodeSystem", "ValueSet", "Library", "ActivityDefinition", "PlanDefinition")
 

@@ -7,6 +7,7 @@ from datetime import date
 
 from flask import Blueprint, Response, jsonify, request
 
+from . import __version__
 from .apply import apply
 from .protocol import RequestError, load_json
 from .web import operation_outcome, service
@@ -35,7 +36,7 @@ def capability_statement() -> Response:
         "status": "active",
         "date": date.today().isoformat(),
         "kind": "instance",
-        "software": {"name": "IVIG-CDS", "version": "0.1.0"},
+        "software": {"name": "IVIG-CDS", "version": __version__},
         "implementation": {"description": "EFNS 2008 IVIG guideline: definitions and PlanDefinition/$apply",
                            "url": request.url_root.rstrip("/") + (bp.url_prefix or "")},
         "fhirVersion": "4.0.1",

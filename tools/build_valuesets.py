@@ -33,6 +33,7 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 from fhir.resources.R4B.valueset import ValueSet
@@ -47,7 +48,7 @@ NOTES_FILE = REPO_ROOT / "terminology/notes.json"
 BROADER_CODE = "http://ivig-cds.org/fhir/StructureDefinition/broader-code"
 
 BASE_URL = "http://ivig-cds.org/fhir/ValueSet/"
-VERSION = "0.1.0"
+VERSION = version("ivig-cds")  # the package metadata (pyproject.toml): one version for the service and its knowledge
 DATE = "2026-11-24"
 TIMESTAMP = "2026-11-24T00:00:00Z"
 PUBLISHER = "IVIG-CDS"
