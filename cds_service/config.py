@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .auth import AuthSettings
+from .forwarded import IPNetwork
 from .regimen import DosePolicy
 
 PREFIX = "IVIG_CDS_"
@@ -26,8 +27,6 @@ MODES = ("production", "development")
 STORE_SCHEMES = ("sqlite", "postgresql")
 #: a shorter reviewer (or metrics) token could be guessed by trying
 MIN_REVIEWER_TOKEN = 16
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigurationError(ValueError):

@@ -11,11 +11,11 @@ from contextlib import contextmanager
 
 import pytest
 import redis
-
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cds_service.auth import IssuerOverQuota, JwtVerifier, ReplayStoreUnavailable, Unauthorized
-from tests.redis_fixtures import REDIS_URL, OwnRedis, free_port
+from tests.redis_fixtures import REDIS_URL, OwnRedis
+from tests.service_process import free_port
 from tests.test_auth import AUD, ISS, NOW, Clock, bearer, claims, public_jwk, rejected, settings, sign
 
 OTHER = "https://other-ehr.example.org"
