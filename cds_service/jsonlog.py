@@ -32,7 +32,8 @@ def current_request_id() -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """time, level, logger, message, request_id, any ``extra`` fields; an exception without its message."""
+    """time, level, logger, message, pid (which worker), request_id, any ``extra`` fields; an exception without
+    its message."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -40,6 +41,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id:
