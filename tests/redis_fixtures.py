@@ -1,6 +1,6 @@
-"""Redis for the tests: the machine's (127.0.0.1:6379, or the one IVIG_CDS_TEST_REDIS_URL names), each test under a
-key prefix of its own that is deleted afterwards; or a redis-server of the test's own on a free port, for a test
-that stops and restarts it."""
+"""Redis for the tests: the machine's (127.0.0.1:6379, or the one IVIG_CDS_TEST_REDIS_URL names; one of this run's own
+when it does not answer), each test under a key prefix of its own that is deleted afterwards; or a redis-server of
+the test's own on a free port, for a test that stops and restarts it."""
 
 from __future__ import annotations
 
@@ -20,15 +20,30 @@ from tests.service_process import free_port
 REDIS_URL = os.environ.get("IVIG_CDS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture()
-def redis_prefix() -> Iterator[str]:
-    """A key prefix no other run uses, on the shared Redis; its keys are deleted after the test."""
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """The machine's Redis when it answers; else a redis-server of this run's own (when one is installed)."""
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     try:
         client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({type(exc).__name__}): start it (apt-get install -y "
-                    "redis-server; redis-server --daemonize yes), or set IVIG_CDS_TEST_REDIS_URL")
+        yield REDIS_URL
+        return
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+    server = OwnRedis(tmp_path_factory.mktemp("redis"))  # fails saying what to install when there is none
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def redis_prefix(redis_url) -> Iterator[str]:
+    """A key prefix no other run uses, on the shared Redis; its keys are deleted after the test."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     prefix = f"ivig-cds-test-{uuid.uuid4().hex[:12]}:"
     try:
         yield prefix

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -155,8 +156,8 @@ def test_a_token_for_the_url_the_ehr_called_is_accepted_over_https_through_nginx
     assert answer.status_code == 200 and answer.json()["cards"]
     assert answer.headers["Strict-Transport-Security"].startswith("max-age=")  # the public URL is https
     card = next(c for c in answer.json()["cards"] if c.get("suggestions"))
-    feedback = ('{"feedback": [{"card": "%s", "outcome": "accepted", "acceptedSuggestions": [{"id": "%s"}], '
-                '"outcomeTimestamp": "2026-11-24T10:00:00Z"}]}' % (card["uuid"], card["suggestions"][0]["uuid"])).encode()
+    feedback = json.dumps({"feedback": [{"card": card["uuid"], "outcome": "accepted", "acceptedSuggestions": [
+        {"id": card["suggestions"][0]["uuid"]}], "outcomeTimestamp": "2026-11-24T10:00:00Z"}]}).encode()
     assert deployment.post(SELECT + "/feedback", aud=deployment.public + SELECT + "/feedback", json_body=feedback).status_code == 200
     discovery = requests.get(deployment.public + "/cds-services", verify=str(deployment.ca), timeout=10,
                              headers={"Authorization": f"Bearer {signed(deployment.public + '/cds-services')}"})

@@ -14,7 +14,7 @@ import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cds_service.auth import IssuerOverQuota, JwtVerifier, ReplayStoreUnavailable, Unauthorized
-from tests.redis_fixtures import REDIS_URL, OwnRedis
+from tests.redis_fixtures import OwnRedis
 from tests.service_process import free_port
 from tests.test_auth import AUD, ISS, NOW, Clock, bearer, claims, public_jwk, rejected, settings, sign
 
@@ -41,7 +41,7 @@ def store(request, tmp_path) -> dict:
     """The replay settings of a store that every verifier of the test shares."""
     if request.param == "sqlite":
         return {"replay_store": str(tmp_path / "jti.sqlite3")}
-    return {"replay_store": REDIS_URL, "replay_key_prefix": request.getfixturevalue("redis_prefix")}
+    return {"replay_store": request.getfixturevalue("redis_url"), "replay_key_prefix": request.getfixturevalue("redis_prefix")}
 
 
 def host(jwks, clock, store: dict, **overrides) -> JwtVerifier:
@@ -158,11 +158,11 @@ def test_a_store_that_cannot_be_opened_stops_start_up_without_showing_a_password
     assert "s3cret" not in str(failed.value) and "s3cret" not in failed.value.reason
 
 
-def test_redis_drops_an_issuers_record_when_its_last_token_expires(jwks, clock, ec_key, redis_prefix):
+def test_redis_drops_an_issuers_record_when_its_last_token_expires(jwks, clock, ec_key, redis_url, redis_prefix):
     """Redis keeps the entries no longer than the tokens live, relative to the service's clock (not Redis's)."""
-    verifier = host(jwks, clock, {"replay_store": REDIS_URL, "replay_key_prefix": redis_prefix})
+    verifier = host(jwks, clock, {"replay_store": redis_url, "replay_key_prefix": redis_prefix})
     assert verifier.verify(bearer(sign(ec_key, claims())), AUD)
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     ttl_ms = client.pttl(redis_prefix + ISS)
     assert 0 < ttl_ms <= (300 + 60) * 1000
     assert client.zcard(redis_prefix + ISS) == 1
