@@ -154,5 +154,5 @@ def test_a_token_in_the_url_is_refused_and_never_logged(server):
         time.sleep(0.1)
     log = server.log.read_text()
     access = [line for line in server.log_lines() if line["logger"] == "cds_service.access" and line["method"] == "POST"]
-    assert [(line["path"], line["status"]) for line in access] == [(SELECT, 400)]
+    assert (SELECT, 400) in [(line["path"], line["status"]) for line in access]
     assert secret not in log and "c2VjcmV0" not in log
