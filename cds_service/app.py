@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 
-from . import fhir_api, knowledge, report_api, web
+from . import fhir_api, knowledge, observability, report_api, web
 from .auth import JwtVerifier, require_jwt
 from .config import Settings
 from .service import CdsService
@@ -26,14 +26,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings, open_store(settings))
     if settings.auth.required and settings.public_url is None:
         logging.getLogger(__name__).error("IVIG_CDS_PUBLIC_URL is not set: every call with a JWT gets 503 until it is")
-    check_jwt = require_jwt(JwtVerifier(settings.auth), settings.public_url)
+    verifier = JwtVerifier(settings.auth)
+    check_jwt = require_jwt(verifier, settings.public_url, on_refusal=observability.count_jwt_rejection)
+    # The report is for reviewers in a browser, with a credential of its own (report_api.py); health and readiness
+    # are for load balancers and orchestrators, which hold no CDS client JWT, and /metrics has its own credential.
+    own_access = {report_api.bp.name, observability.bp.name}
 
-    def check_jwt_unless_report() -> Response | None:
-        """The report is for reviewers in a browser, with a credential of its own (report_api.py)."""
-        return None if request.blueprint == report_api.bp.name else check_jwt()
+    def check_jwt_unless_own_access() -> Response | None:
+        return None if request.blueprint in own_access else check_jwt()
 
-    app.before_request(check_jwt_unless_report)
+    app.before_request(check_jwt_unless_own_access)
     web.register(app)
+    observability.register(app, verifier)
     app.register_blueprint(fhir_api.bp)
     app.register_blueprint(report_api.bp)
     return app

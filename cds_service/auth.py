@@ -17,7 +17,8 @@ when all of these hold, and raise :class:`Unauthorized` (with an internal reason
   caller chooses (see :func:`audience_of`);
   ``exp``, ``iat`` and ``jti`` present; ``exp`` not passed and ``iat`` (and ``nbf``) not in the future,
   give or take ``leeway_seconds``; ``exp - iat`` at most ``max_lifetime_seconds``;
-* ``jti`` not seen before for this ``iss`` while the token is valid (a SQLite store shared by the workers).
+* ``jti`` not seen before for this ``iss`` while the token is valid (replay.py: a SQLite file shared by the
+  workers of one host, or one Redis shared by every host).
 
 The replay store is the one piece of state a client can grow, so it is bounded per issuer: each trusted issuer
 may have at most ``replay_quota_per_issuer`` unexpired tokens on record, and one over it gets 429 with
@@ -33,14 +34,12 @@ bottom, knows about Flask.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
 import math
 import os
 import re
-import sqlite3
 import tempfile
 import threading
 import time
@@ -52,6 +51,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard
 import requests
 from jwt import PyJWK, PyJWS
 from jwt.exceptions import PyJWTError
+
+from . import replay
 
 if TYPE_CHECKING:
     from flask import Response
@@ -117,8 +118,11 @@ class AuthSettings:
     #: most unexpired tokens on record per issuer; an issuer over it gets 429 until its oldest expire (fail closed
     #: for that issuer only). 50,000 is about 120 calls a second sustained with 5-minute tokens
     replay_quota_per_issuer: int = 50_000
-    #: SQLite file of the jti seen, shared by the service's worker processes on this host (":memory:" = this process only)
-    replay_store: str = field(default_factory=lambda: default_replay_store())
+    #: where the jti seen are kept: a SQLite file shared by the worker processes of this host (":memory:" = this
+    #: process only), or a redis:// / rediss:// URL shared by every host (may hold a password: never shown)
+    replay_store: str = field(default_factory=lambda: default_replay_store(), repr=False)
+    #: what the Redis store's keys start with (one sorted set per issuer), so that one Redis can serve several things
+    replay_key_prefix: str = "ivig-cds:jti:"
     #: how long a call waits for the replay store's lock before it is answered 503
     replay_store_timeout_seconds: float = 1.0
 
@@ -152,17 +156,27 @@ def default_replay_store() -> str:
     return str(folder / f"ivig-cds-jti-{os.getuid()}.sqlite3")
 
 
+#: why a token is refused, in a few words fixed here (a metric's label: never a value the client chose)
+REFUSAL_KINDS = ("no_token", "malformed", "algorithm", "key", "signature", "issuer", "audience", "claims", "expired",
+                 "lifetime", "replayed", "issuer_over_quota", "replay_store_unavailable", "no_public_url")
+
+
 class AuthError(Exception):
-    """A call refused before it is answered. ``reason`` is for the log only; the client gets ``diagnostics``."""
+    """A call refused before it is answered. ``reason`` is for the log only; the client gets ``diagnostics``;
+    ``kind`` (one of REFUSAL_KINDS) is what the refusal is counted as."""
 
     status = 401
     issue_code = "login"
     diagnostics = "unauthorized"
+    kind = "malformed"
 
-    def __init__(self, reason: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, reason: str, *, retry_after: int | None = None, kind: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        if kind is not None:
+            assert kind in REFUSAL_KINDS, kind
+            self.kind = kind
 
 
 class Unauthorized(AuthError):
@@ -174,6 +188,7 @@ class IssuerOverQuota(AuthError):
 
     status = 429
     issue_code = "throttled"
+    kind = "issuer_over_quota"
     diagnostics = "too many unexpired tokens from this issuer on record; retry when the oldest have expired"
 
 
@@ -182,6 +197,7 @@ class ReplayStoreUnavailable(AuthError):
 
     status = 503
     issue_code = "transient"
+    kind = "replay_store_unavailable"
     diagnostics = "the service cannot check tokens for replay at the moment; retry shortly"
 
 
@@ -190,6 +206,7 @@ class NoPublicUrl(AuthError):
 
     status = 503
     issue_code = "exception"
+    kind = "no_public_url"
     diagnostics = ("this service has no public URL configured (IVIG_CDS_PUBLIC_URL), so it cannot check the audience "
                    "of any token; calls are refused until it is set")
 
@@ -239,7 +256,7 @@ def _key_for(candidates: list[dict[str, Any]], alg: str) -> PyJWK:
         if alg == "RS384" and getattr(key.key, "key_size", 0) < _MIN_RSA_BITS:
             continue
         return key
-    raise Unauthorized(f"no key with this kid is usable for {alg}")
+    raise Unauthorized(f"no key with this kid is usable for {alg}", kind="key")
 
 
 def _is_number(value: Any) -> TypeGuard[float]:
@@ -281,112 +298,20 @@ class _JwksCache:
             # so that made-up kids (or a failing server) cannot turn our traffic into a flood of fetches.
             last = self._last_attempt.get(url)
             if last is not None and now - last < self._settings.jwks_refetch_min_seconds:
-                raise Unauthorized(f"unknown kid {_short(kid)} at jku {url} (refetch throttled)")
+                raise Unauthorized(f"unknown kid {_short(kid)} at jku {url} (refetch throttled)", kind="key")
             self._last_attempt[url] = now
             try:
                 index = _index_jwks(self._fetch(url, self._settings.jwks_timeout_seconds))
             except Exception as exc:  # noqa: BLE001 - any failure to get a usable set is a refusal, not a 500
-                raise Unauthorized(f"could not fetch JWK Set from jku {url}: {type(exc).__name__}") from None
+                raise Unauthorized(f"could not fetch JWK Set from jku {url}: {type(exc).__name__}", kind="key") from None
             self._sets[url] = (now, index)
             if kid not in index:
-                raise Unauthorized(f"unknown kid {_short(kid)} at jku {url}")
+                raise Unauthorized(f"unknown kid {_short(kid)} at jku {url}", kind="key")
             return index[kid]
 
 
 #: seconds a client is told to wait when the replay store fails
 REPLAY_STORE_RETRY_AFTER = 5
-
-_REPLAY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS seen (iss TEXT, jti TEXT, expires REAL, PRIMARY KEY (iss, jti));
-CREATE INDEX IF NOT EXISTS seen_expires ON seen (expires);
-CREATE INDEX IF NOT EXISTS seen_issuer_expires ON seen (iss, expires);
-CREATE TABLE IF NOT EXISTS issuer_count (iss TEXT PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TRIGGER IF NOT EXISTS seen_added AFTER INSERT ON seen BEGIN
-    INSERT INTO issuer_count VALUES (NEW.iss, 1) ON CONFLICT (iss) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS seen_removed AFTER DELETE ON seen BEGIN
-    UPDATE issuer_count SET n = n - 1 WHERE iss = OLD.iss;
-END;
-"""
-
-
-class _ReplayCache:
-    """(iss, jti) pairs seen, each kept until its token could no longer be accepted.
-
-    Kept in SQLite so that every gunicorn worker on the host sees the same pairs: a replay sent to
-    another worker is still a replay. Thread-safe (one connection under a lock). Per-issuer counts are kept
-    by triggers, so a call costs the same whatever the store holds (a COUNT(*) over it did not)."""
-
-    def __init__(self, store: str, quota: int, timeout: float, now: Callable[[], float]) -> None:
-        self._store = store
-        self._quota = quota
-        self._timeout = timeout
-        self._now = now
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        with self._lock:
-            try:
-                self._connection()  # a store that cannot be opened stops start-up
-            except sqlite3.Error as exc:
-                raise ReplayStoreUnavailable(f"cannot open the replay store {store}: {exc}") from None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = sqlite3.connect(self._store, timeout=self._timeout, isolation_level=None, check_same_thread=False)
-            try:
-                if self._store != ":memory:":
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; the file is in memory anyway
-                db.executescript(_REPLAY_SCHEMA)
-                db.execute("BEGIN IMMEDIATE")  # counts as the rows say (a store older than the counts has rows)
-                db.execute("DELETE FROM issuer_count")
-                db.execute("INSERT INTO issuer_count SELECT iss, COUNT(*) FROM seen GROUP BY iss")
-                db.execute("COMMIT")
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
-        return self._db
-
-    def remember(self, key: tuple[str, str], expires: float) -> None:
-        """Record ``key`` until ``expires``. Unauthorized if it is already there (replay), IssuerOverQuota if its
-        issuer has its quota on record, ReplayStoreUnavailable if the store fails."""
-        iss, jti = key
-        with self._lock:
-            try:
-                db = self._connection()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    now = self._now()
-                    db.execute("DELETE FROM seen WHERE expires <= ?", (now,))
-                    count = db.execute("SELECT n FROM issuer_count WHERE iss = ?", (iss,)).fetchone()
-                    if count is not None and count[0] >= self._quota:
-                        oldest = db.execute("SELECT MIN(expires) FROM seen WHERE iss = ?", (iss,)).fetchone()[0]
-                        raise IssuerOverQuota(f"iss {_short(iss, 200)} has {count[0]} unexpired tokens on record",
-                                              retry_after=max(1, math.ceil(oldest - now)))
-                    db.execute("INSERT INTO seen VALUES (?, ?, ?)", (iss, jti, expires))
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            except sqlite3.IntegrityError:
-                raise Unauthorized(f"jti {_short(jti)} from iss {_short(iss, 200)} replayed") from None
-            except sqlite3.Error as exc:
-                self._close()  # reopened by the next call: a store replaced or repaired meanwhile is used again
-                log.error("replay store %s failed: %s", self._store, exc)
-                raise ReplayStoreUnavailable(f"replay store failed: {exc}", retry_after=REPLAY_STORE_RETRY_AFTER) from None
-
-    def _close(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
-            self._db = None
-
-    def __len__(self) -> int:
-        with self._lock:
-            return self._connection().execute("SELECT COUNT(*) FROM seen WHERE expires > ?", (self._now(),)).fetchone()[0]
-
 
 class JwtVerifier:
     """Verifies the CDS Client's JWT against :class:`AuthSettings`. One instance per app (it holds the caches)."""
@@ -402,14 +327,19 @@ class JwtVerifier:
         self._now = now
         self._configured = _index_jwks(settings.jwks) if settings.jwks is not None else {}
         self._jwks_cache = _JwksCache(settings, fetch_jwks or fetch_jwks_over_http, now)
-        self._replay = _ReplayCache(settings.replay_store, settings.replay_quota_per_issuer, settings.replay_store_timeout_seconds, now)
+        try:
+            self._replay = replay.open_replay_store(settings.replay_store, quota=settings.replay_quota_per_issuer,
+                                                    timeout=settings.replay_store_timeout_seconds, now=now,
+                                                    key_prefix=settings.replay_key_prefix)
+        except replay.Unavailable as exc:  # stops start-up
+            raise ReplayStoreUnavailable(str(exc)) from None
         self._jws = PyJWS(algorithms=list(ALGORITHMS))
 
     def verify(self, authorization_header: str | None, audience: str) -> dict | None:
         """Return the claims, or None when auth is not required and no header was sent. Raise Unauthorized otherwise."""
         if authorization_header is None:
             if self.settings.required:
-                raise Unauthorized("no Authorization header")
+                raise Unauthorized("no Authorization header", kind="no_token")
             return None
         token = self._bearer_token(authorization_header)
         header = self._checked_header(token)
@@ -418,7 +348,7 @@ class JwtVerifier:
         try:
             payload = self._jws.decode_complete(token, key=key, algorithms=[alg])["payload"]
         except PyJWTError as exc:
-            raise Unauthorized(f"signature rejected ({type(exc).__name__}) for kid {_short(kid)}") from None
+            raise Unauthorized(f"signature rejected ({type(exc).__name__}) for kid {_short(kid)}", kind="signature") from None
         try:
             claims = json.loads(payload, parse_constant=_no_constants)
         except (ValueError, UnicodeDecodeError):
@@ -426,8 +356,29 @@ class JwtVerifier:
         if not isinstance(claims, dict):
             raise Unauthorized("payload is not a JSON object")
         self._check_claims(claims, audience)
-        self._replay.remember((claims["iss"], claims["jti"]), claims["exp"] + self.settings.leeway_seconds)
+        self._remember(claims["iss"], claims["jti"], claims["exp"] + self.settings.leeway_seconds)
         return claims
+
+    def _remember(self, iss: str, jti: str, expires: float) -> None:
+        """Record the token's jti, or refuse the call: a replay (401), its issuer over quota (429), or the store
+        failing (503: no token can be checked, so none is accepted)."""
+        try:
+            self._replay.remember((iss, jti), expires)
+        except replay.Replayed:
+            raise Unauthorized(f"jti {_short(jti)} from iss {_short(iss, 200)} replayed", kind="replayed") from None
+        except replay.OverQuota as exc:
+            raise IssuerOverQuota(f"iss {_short(iss, 200)} has {exc.count} unexpired tokens on record",
+                                  retry_after=exc.retry_after) from None
+        except replay.Unavailable as exc:
+            log.error("%s", exc)
+            raise ReplayStoreUnavailable(str(exc), retry_after=REPLAY_STORE_RETRY_AFTER) from None
+
+    def replay_store_ready(self) -> None:
+        """ReplayStoreUnavailable unless the replay store answers now (the readiness check)."""
+        try:
+            self._replay.ping()
+        except replay.Unavailable as exc:
+            raise ReplayStoreUnavailable(str(exc), retry_after=REPLAY_STORE_RETRY_AFTER) from None
 
     @staticmethod
     def _bearer_token(authorization_header: str) -> str:
@@ -447,7 +398,7 @@ class JwtVerifier:
         alg = header.get("alg")
         if alg not in ALGORITHMS:
             # 'none', HS*, and everything else
-            raise Unauthorized(f"alg {_short(alg, 20)} not allowed")
+            raise Unauthorized(f"alg {_short(alg, 20)} not allowed", kind="algorithm")
         typ = header.get("typ", "JWT")
         if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "jwt":
             raise Unauthorized(f"typ {_short(typ, 40)} is not JWT")
@@ -463,34 +414,34 @@ class JwtVerifier:
         if kid in self._configured:
             return self._configured[kid]
         if jku is None:
-            raise Unauthorized(f"unknown kid {_short(kid)} and no jku")
+            raise Unauthorized(f"unknown kid {_short(kid)} and no jku", kind="key")
         if jku not in self.settings.jku_allowlist:
-            raise Unauthorized(f"jku {_short(jku, 200)} not on the allowlist")
+            raise Unauthorized(f"jku {_short(jku, 200)} not on the allowlist", kind="key")
         return self._jwks_cache.candidates(jku, kid)
 
     def _check_claims(self, claims: dict[str, Any], audience: str) -> None:
         s = self.settings
         iss = claims.get("iss")
         if not isinstance(iss, str) or iss not in s.trusted_issuers:
-            raise Unauthorized(f"iss {_short(iss, 200)} not trusted")
+            raise Unauthorized(f"iss {_short(iss, 200)} not trusted", kind="issuer")
         aud = claims.get("aud")
         if not (aud == audience or (isinstance(aud, list) and audience in aud)):
-            raise Unauthorized(f"aud does not name {audience}")
+            raise Unauthorized(f"aud does not name {audience}", kind="audience")
         exp, iat, jti = claims.get("exp"), claims.get("iat"), claims.get("jti")
         if not _is_number(exp) or not _is_number(iat):
-            raise Unauthorized("exp and iat must be present, numeric and finite")
+            raise Unauthorized("exp and iat must be present, numeric and finite", kind="claims")
         if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_CHARS:
-            raise Unauthorized("jti must be present: a non-empty string")
+            raise Unauthorized("jti must be present: a non-empty string", kind="claims")
         now = self._now()
         if exp <= now - s.leeway_seconds:
-            raise Unauthorized("token expired")
+            raise Unauthorized("token expired", kind="expired")
         if iat > now + s.leeway_seconds:
-            raise Unauthorized("iat in the future")
+            raise Unauthorized("iat in the future", kind="expired")
         nbf = claims.get("nbf")
         if nbf is not None and (not _is_number(nbf) or nbf > now + s.leeway_seconds):
-            raise Unauthorized("token not yet valid (nbf)")
+            raise Unauthorized("token not yet valid (nbf)", kind="expired")
         if exp <= iat or exp - iat > s.max_lifetime_seconds:
-            raise Unauthorized(f"lifetime exp - iat = {exp - iat:.0f}s outside (0, {s.max_lifetime_seconds}]")
+            raise Unauthorized(f"lifetime exp - iat = {exp - iat:.0f}s outside (0, {s.max_lifetime_seconds}]", kind="lifetime")
 
 
 # --- Flask -------------------------------------------------------------------------------------------------
@@ -525,12 +476,13 @@ def refusal_response(exc: AuthError) -> Response:
     return response
 
 
-def require_jwt(verifier: JwtVerifier, public_url: str | None = None) -> Callable[[], Response | None]:
+def require_jwt(verifier: JwtVerifier, public_url: str | None = None,
+                on_refusal: Callable[[AuthError], None] | None = None) -> Callable[[], Response | None]:
     """A ``before_request`` hook: verify every request but CORS preflight; an OperationOutcome on failure
     (401; 429 for an issuer over its quota; 503 when the replay store fails or production has no public URL).
 
     The audience is ``public_url`` plus the request path (see :func:`audience_of`). Claims (or None) go to
-    ``flask.g.jwt_claims``.
+    ``flask.g.jwt_claims``. ``on_refusal`` is told of every refusal (the metrics count them by kind).
     """
     from flask import g, request
 
@@ -545,6 +497,8 @@ def require_jwt(verifier: JwtVerifier, public_url: str | None = None) -> Callabl
             g.jwt_claims = verifier.verify(header, audience)
         except AuthError as exc:
             log.warning("%d for %s %s: %s", exc.status, request.method, request.path, exc.reason)
+            if on_refusal is not None:
+                on_refusal(exc)
             return refusal_response(exc)
         return None
 

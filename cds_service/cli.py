@@ -59,12 +59,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(host: str, port: int, workers: int) -> int:
+    import logging.config
+    import os
+
+    from . import jsonlog, metrics
     from .app import create_app
     from .server import run
 
-    settings = Settings.from_env()
-    app = create_app(settings)  # load definitions before forking, so a broken file stops start-up here
-    run(app, settings, host=host, port=port, workers=workers)
+    logging.config.dictConfig(jsonlog.logging_config())  # start-up messages as JSON lines too
+    folder = metrics.use_private_folder()  # before the app and its metrics are made, and before forking
+    arbiter = os.getpid()
+    try:
+        settings = Settings.from_env()
+        app = create_app(settings)  # load definitions before forking, so a broken file stops start-up here
+        run(app, settings, host=host, port=port, workers=workers, metrics_folder=folder)
+    finally:
+        if os.getpid() == arbiter:  # a worker leaves through here too (gunicorn exits it with SystemExit)
+            metrics.remove_folder(folder)
     return 0
 
 

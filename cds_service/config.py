@@ -8,6 +8,7 @@ be called over http or https unless an allowlist is given.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -17,13 +18,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .auth import AuthSettings
+from .forwarded import IPNetwork
 from .regimen import DosePolicy
 
 PREFIX = "IVIG_CDS_"
 MODES = ("production", "development")
 #: the databases the card and feedback store is tested against
 STORE_SCHEMES = ("sqlite", "postgresql")
-#: a shorter reviewer token could be guessed by trying
+#: a shorter reviewer (or metrics) token could be guessed by trying
 MIN_REVIEWER_TOKEN = 16
 
 
@@ -71,6 +73,14 @@ def default_store_url() -> str:
     return f"sqlite:///{Path(state) / 'ivig-cds' / 'store.sqlite3'}"
 
 
+def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """IVIG_CDS_TRUSTED_PROXIES: addresses or CIDR blocks (10.0.0.5, 10.0.0.0/24, fd00::/8)."""
+    try:
+        return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+    except ValueError as exc:
+        raise ConfigurationError(f"{PREFIX}TRUSTED_PROXIES: {exc} (give addresses or CIDR blocks, comma-separated)") from None
+
+
 def _default_knowledge_root() -> Path:
     """The folder holding plandefinitions/ and valuesets/: the working directory, else the repository."""
     cwd = Path.cwd()
@@ -116,6 +126,11 @@ class Settings:
     retention_days: int = 730
     #: the credential that opens GET /report; None = no report served (404)
     reviewer_token: str | None = field(default=None, repr=False)
+    #: addresses of the reverse proxies in front, whose X-Forwarded-For and X-Request-ID are believed (for the
+    #: client address and request id in the logs only; see forwarded.py); empty = nobody's
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    #: the credential that opens GET /metrics (Prometheus's bearer token); None = no metrics served (404)
+    metrics_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -129,6 +144,11 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}RETENTION_DAYS must be 0 (keep everything) or a number of days")
         if self.reviewer_token is not None and len(self.reviewer_token) < MIN_REVIEWER_TOKEN:
             raise ConfigurationError(f"{PREFIX}REVIEWER_TOKEN must be at least {MIN_REVIEWER_TOKEN} characters")
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_REVIEWER_TOKEN:
+            raise ConfigurationError(f"{PREFIX}METRICS_TOKEN must be at least {MIN_REVIEWER_TOKEN} characters")
+        replay_store = urlsplit(self.auth.replay_store)
+        if replay_store.scheme in ("redis", "rediss") and not replay_store.hostname:
+            raise ConfigurationError(f"{PREFIX}REPLAY_STORE: a Redis URL needs a host (redis://host:6379/0)")
         if urlsplit(self.store_url).scheme.partition("+")[0] not in STORE_SCHEMES:
             raise ConfigurationError(f"{PREFIX}STORE_URL must start with one of {', '.join(s + '://' for s in STORE_SCHEMES)}")
         for base in self.fhir_servers:
@@ -182,6 +202,7 @@ class Settings:
                 max_lifetime_seconds=int(get("JWT_MAX_LIFETIME_SECONDS", str(auth.max_lifetime_seconds))),
                 replay_store=get("REPLAY_STORE") or auth.replay_store,
                 replay_quota_per_issuer=int(get("REPLAY_QUOTA_PER_ISSUER", str(auth.replay_quota_per_issuer))),
+                replay_key_prefix=get("REPLAY_KEY_PREFIX") or auth.replay_key_prefix,
             )
             return cls(
                 knowledge_root=Path(get("KNOWLEDGE_ROOT") or _default_knowledge_root()),
@@ -214,6 +235,8 @@ class Settings:
                 store_url=get("STORE_URL") or default_store_url(),
                 retention_days=int(get("RETENTION_DAYS", str(cls.retention_days))),
                 reviewer_token=get("REVIEWER_TOKEN") or None,
+                trusted_proxies=_networks(listed("TRUSTED_PROXIES")),
+                metrics_token=get("METRICS_TOKEN") or None,
             )
         except (OSError, ValueError, InvalidOperation) as exc:
             if isinstance(exc, ConfigurationError):

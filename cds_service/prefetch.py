@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import requests
 
-from . import outbound, search_plan
+from . import metrics, outbound, search_plan
 from .fhir_client import (
     DEFAULT_MAX_BYTES,
     FhirClient,
@@ -250,6 +250,8 @@ def _run_parallel(jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None
     """Run the jobs (each answers one or more keys) on the process's pool; wait at most about ``timeout``."""
     pool = outbound.executor(max_workers)
     started = time.monotonic()
+    counted = metrics.current()
+    counted.fhir_queries.inc(len(jobs))
     futures: dict[tuple[str, ...], Future[dict[str, dict | None]]] = {keys: pool.submit(job) for keys, job in jobs.items()}
     wait(futures.values(), timeout=timeout + _GRACE)
     for future in futures.values():
@@ -260,6 +262,7 @@ def _run_parallel(jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None
     codes: dict[str, str] = {}
 
     def fail(keys: tuple[str, ...], reason: str, code: str) -> None:
+        counted.fhir_failures.labels(code).inc()
         for key in keys:
             reasons[key], codes[key] = f"{why_missing[key]}; {reason}", code
 

@@ -16,7 +16,13 @@ declared body over the body limit gets 413, from the loop, before anything is bu
 after its answer lingers on the loop too (gunicorn's graceful close waits up to two seconds on the socket, which
 a client that never closes could use to stall the loop).
 
-TLS is not spoken here: it ends at the proxy in front (the public URL is configured, see ``config``).
+TLS is not spoken here: it ends at the proxy in front (the public URL is configured, see ``config``). gunicorn
+itself believes no X-Forwarded-* header (``forwarded_allow_ips`` is empty): the peer address reaches the app as
+REMOTE_ADDR, and the app alone decides which proxies' headers to believe, for its logs only (``forwarded``).
+
+Logs are JSON lines (``jsonlog``), gunicorn's own included; the access line is the app's (``observability``),
+since it knows the request id. Metrics are shared by the worker processes through files in a private folder
+(``metrics``), which the arbiter is told to clean after each worker and to remove at exit.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ import socket
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from . import jsonlog, metrics
 from .config import Settings
 
 #: the largest request head (request line and header fields) read; CDS clients send a few hundred bytes
@@ -42,8 +50,6 @@ MAX_HEAD_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0
 #: how often the loop looks for connections past their deadline
 SWEEP_SECONDS = 0.25
-#: what is logged for each request: the path without its query string (a token may be sent in one), no Referer
-ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 _HEAD_END = b"\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
@@ -260,8 +266,10 @@ def worker_class(settings: Settings) -> type[BufferedThreadWorker]:
     })
 
 
-def gunicorn_options(settings: Settings, *, host: str, port: int, workers: int) -> dict[str, Any]:
-    """The gunicorn configuration of ``ivig-cds serve``."""
+def gunicorn_options(settings: Settings, *, host: str, port: int, workers: int,
+                     metrics_folder: Path | None = None) -> dict[str, Any]:
+    """The gunicorn configuration of ``ivig-cds serve``; ``metrics_folder`` is the workers' shared metrics folder
+    (metrics.use_private_folder), cleaned after each worker and removed when the arbiter exits."""
     server = settings.server
     return {
         "bind": f"{host}:{port}",
@@ -275,20 +283,26 @@ def gunicorn_options(settings: Settings, *, host: str, port: int, workers: int) 
         "limit_request_line": 4094,
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
-        # No X-Forwarded-* is believed: the audience of a token is the configured public URL, never one built
-        # from request headers, so nothing depends on them.
+        # gunicorn believes no X-Forwarded-*: the audience of a token is the configured public URL, never one built
+        # from request headers; the app reads them from trusted proxies for its logs only (forwarded.py).
         "forwarded_allow_ips": "",
-        "accesslog": "-",
-        "access_log_format": ACCESS_LOG_FORMAT,
+        # JSON lines; the access line is written by the app (the path without its query string, in which a token
+        # may be sent; no Referer), so gunicorn's is off
+        "accesslog": None,
+        "logconfig_dict": jsonlog.logging_config(),
+        **({} if metrics_folder is None else {
+            "child_exit": lambda _arbiter, worker: metrics.worker_exited(worker.pid),
+            "on_exit": lambda _arbiter: metrics.remove_folder(metrics_folder),
+        }),
     }
 
 
-def run(app: Any, settings: Settings, *, host: str, port: int, workers: int) -> None:
+def run(app: Any, settings: Settings, *, host: str, port: int, workers: int, metrics_folder: Path | None = None) -> None:
     """Serve a WSGI app under gunicorn with the service's worker class and bounds (`ivig-cds serve`, and the benchmark's
     echo, which must run on the same server to be a fair floor)."""
     from gunicorn.app.base import BaseApplication
 
-    options = gunicorn_options(settings, host=host, port=port, workers=workers)
+    options = gunicorn_options(settings, host=host, port=port, workers=workers, metrics_folder=metrics_folder)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -10,7 +10,7 @@ from datetime import date
 
 import requests
 
-from . import cards, discovery, engine, feedback, openapi
+from . import cards, discovery, engine, feedback, metrics, openapi
 from .config import Settings
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
@@ -44,6 +44,7 @@ class CdsService:
         if hook is None:
             raise RequestError(f"no CDS service with id {service_id!r}", status=404)
         response = self.answer(parse_hook_request(body, hook, self.settings.limits), today=today, session=session)
+        metrics.current().count_cards(response["cards"])
         if self.store is not None and response["cards"]:
             try:
                 self.store.record_cards(service_id, hook, response["cards"])

@@ -5,88 +5,16 @@ they are read, and the access log never shows a token sent in the URL."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
-import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import ROOT
-from tests.fhir_data import gbs, hook_request, ivig_order, prefetch, weight
-from tests.medplum import stop_process
-from tests.test_auth import public_jwk
-
-ISS = "https://ehr.example.org"
-PUBLIC = "https://cds.example.test"
-SELECT = "/cds-services/ivig-order-select"
-BODY = json.dumps(hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))).encode()
-KEY = ec.generate_private_key(ec.SECP384R1())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    port: int
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def call(self) -> tuple[int, float]:
-        """One legitimate hook call (a fresh JWT, as an EHR sends); its status and seconds."""
-        now = int(time.time())
-        token = jwt.encode({"iss": ISS, "aud": PUBLIC + SELECT, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
-                           KEY, algorithm="ES384", headers={"kid": "ehr-1", "typ": "JWT"})
-        started = time.perf_counter()
-        response = requests.post(self.base + SELECT, data=BODY, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        elapsed = time.perf_counter() - started
-        assert response.status_code != 200 or response.json()["cards"]
-        return response.status_code, elapsed
-
-
-@contextmanager
-def serving(tmp_path: Path, **env: str) -> Iterator[Server]:
-    """`ivig-cds serve` in production mode (JWT required, one trusted EHR), two workers, on a free port."""
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps({"keys": [public_jwk(KEY, "ehr-1", "ES384")]}))
-    port, log = free_port(), tmp_path / "server.log"
-    environment = {**os.environ, "IVIG_CDS_TRUSTED_ISSUERS": ISS, "IVIG_CDS_JWKS_FILE": str(jwks), "IVIG_CDS_PUBLIC_URL": PUBLIC,
-                   "IVIG_CDS_REPLAY_STORE": str(tmp_path / "jti.sqlite3"), **env}
-    environment.pop("IVIG_CDS_MODE", None)
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "cds_service.cli", "serve", "--port", str(port), "--workers", "2"],
-                                   cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert requests.get(f"http://127.0.0.1:{port}/cds-services", timeout=2).status_code == 401
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
-        yield Server(port, log)
-    finally:
-        stop_process(process, grace=15)
+from tests.service_process import BODY, SELECT, Server, serving
 
 
 def is_open(sock: socket.socket) -> bool:
@@ -225,4 +153,6 @@ def test_a_token_in_the_url_is_refused_and_never_logged(server):
     while SELECT not in server.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     log = server.log.read_text()
-    assert f"POST {SELECT} HTTP/1.1\" 400" in log and secret not in log and "c2VjcmV0" not in log
+    access = [line for line in server.log_lines() if line["logger"] == "cds_service.access" and line["method"] == "POST"]
+    assert (SELECT, 400) in [(line["path"], line["status"]) for line in access]
+    assert secret not in log and "c2VjcmV0" not in log
