@@ -31,9 +31,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     # The report is for reviewers in a browser, with a credential of its own (report_api.py); health and readiness
     # are for load balancers and orchestrators, which hold no CDS client JWT, and /metrics has its own credential.
     own_access = {report_api.bp.name, observability.bp.name}
+    # Discovery holds no patient data, and EHRs read it when a service is registered, before any call: open unless
+    # IVIG_CDS_DISCOVERY_REQUIRES_JWT says otherwise.
+    open_endpoints = set() if settings.discovery_requires_jwt else {f"{web.bp.name}.discovery"}
 
     def check_jwt_unless_own_access() -> Response | None:
-        return None if request.blueprint in own_access else check_jwt()
+        return None if request.blueprint in own_access or request.endpoint in open_endpoints else check_jwt()
 
     app.before_request(check_jwt_unless_own_access)
     web.register(app)

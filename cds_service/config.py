@@ -81,6 +81,17 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
         raise ConfigurationError(f"{PREFIX}TRUSTED_PROXIES: {exc} (give addresses or CIDR blocks, comma-separated)") from None
 
 
+def _flag(value: str, name: str, default: bool) -> bool:
+    """A yes/no setting: true/false, yes/no, 1/0 (any case); empty = the default."""
+    if not value:
+        return default
+    if value.lower() in ("true", "yes", "1"):
+        return True
+    if value.lower() in ("false", "no", "0"):
+        return False
+    raise ConfigurationError(f"{PREFIX}{name} must be true or false, not {value[:40]!r}")
+
+
 def _default_knowledge_root() -> Path:
     """The folder holding plandefinitions/ and valuesets/: the working directory, else the repository."""
     cwd = Path.cwd()
@@ -124,6 +135,9 @@ class Settings:
     store_url: str = field(default_factory=default_store_url, repr=False)
     #: cards (and their feedback) shown more than this many days ago are deleted at start-up; 0 keeps everything
     retention_days: int = 730
+    #: GET /cds-services needs a CDS client JWT too; off by default: discovery holds no patient data and EHRs read it
+    #: when they register a service
+    discovery_requires_jwt: bool = False
     #: the credential that opens GET /report; None = no report served (404)
     reviewer_token: str | None = field(default=None, repr=False)
     #: addresses of the reverse proxies in front, whose X-Forwarded-For and X-Request-ID are believed (for the
@@ -234,6 +248,7 @@ class Settings:
                 ),
                 store_url=get("STORE_URL") or default_store_url(),
                 retention_days=int(get("RETENTION_DAYS", str(cls.retention_days))),
+                discovery_requires_jwt=_flag(get("DISCOVERY_REQUIRES_JWT"), "DISCOVERY_REQUIRES_JWT", cls.discovery_requires_jwt),
                 reviewer_token=get("REVIEWER_TOKEN") or None,
                 trusted_proxies=_networks(listed("TRUSTED_PROXIES")),
                 metrics_token=get("METRICS_TOKEN") or None,

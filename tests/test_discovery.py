@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from urllib.parse import parse_qsl
 
+import pytest
+
+from cds_service.app import create_app
+from cds_service.config import ConfigurationError, Settings
+from tests.conftest import ROOT
 from tests.fhir_data import gbs, hook_request, ivig_order, prefetch, weight
 
 ALLOWED_PARAMS = {"patient", "code", "status", "_sort", "_count"}
@@ -61,3 +67,22 @@ def test_unknown_paths_and_methods_answer_with_an_operation_outcome(client):
     for response in (client.get("/nothing-here"), client.delete("/cds-services")):
         assert response.status_code in (404, 405)
         assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_discovery_answers_without_a_jwt_in_production_and_carries_the_package_version():
+    """EHRs read discovery when they register a service, before they sign anything; it holds no patient data."""
+    production = create_app(Settings(knowledge_root=ROOT, public_url="https://cds.example.org")).test_client()
+    response = production.get("/cds-services")
+    assert response.status_code == 200
+    assert {s["version"] for s in response.get_json()["services"]} == {version("ivig-cds")}
+    assert production.post("/cds-services/ivig-order-select", json=hook_request([ivig_order()])).status_code == 401
+
+    closed = create_app(Settings(knowledge_root=ROOT, public_url="https://cds.example.org", discovery_requires_jwt=True))
+    assert closed.test_client().get("/cds-services").status_code == 401
+
+
+def test_discovery_requires_jwt_is_read_from_the_environment_and_refuses_a_non_boolean():
+    assert Settings.from_env({"IVIG_CDS_DISCOVERY_REQUIRES_JWT": "yes"}).discovery_requires_jwt is True
+    assert Settings.from_env({}).discovery_requires_jwt is False
+    with pytest.raises(ConfigurationError, match="DISCOVERY_REQUIRES_JWT"):
+        Settings.from_env({"IVIG_CDS_DISCOVERY_REQUIRES_JWT": "maybe"})
