@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--trial", action="store_true",
+                       help="trial mode (IVIG_CDS_MODE=trial): no JWT needed, loopback only; for trying the service on this machine")
     evaluate = commands.add_parser("evaluate", help="print the CDS Hooks response to a request file, without a server")
     evaluate.add_argument("request", type=Path, help="a CDS Hooks request (JSON)")
     review = commands.add_parser("review", help="write the review document (Markdown) generated from the definitions")
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("export needs --bundle FILE and/or --package DIR")
     try:
         if args.command == "serve":
-            return _serve(args.host, args.port, args.workers)
+            return _serve(args.host, args.port, args.workers, trial=args.trial)
         if args.command == "review":
             return _review(args.out)
         if args.command == "export":
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _serve(host: str, port: int, workers: int) -> int:
+def _serve(host: str, port: int, workers: int, *, trial: bool = False) -> int:
     import logging.config
     import os
 
@@ -70,8 +72,13 @@ def _serve(host: str, port: int, workers: int) -> int:
     folder = metrics.use_private_folder()  # before the app and its metrics are made, and before forking
     arbiter = os.getpid()
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env({**os.environ, "IVIG_CDS_MODE": "trial"} if trial else os.environ)
+        settings.check_listen_address(host)
         app = create_app(settings)  # load definitions before forking, so a broken file stops start-up here
+        if settings.mode == "trial":
+            logging.getLogger(__name__).warning(
+                "trial mode: no JWT needed, loopback only; try: curl -s -H 'Content-Type: application/json' "
+                "--data @examples/gbs-order-select.json http://%s:%d/cds-services/ivig-order-select", host, port)
         run(app, settings, host=host, port=port, workers=workers, metrics_folder=folder)
     finally:
         if os.getpid() == arbiter:  # a worker leaves through here too (gunicorn exits it with SystemExit)

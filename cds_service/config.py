@@ -4,6 +4,10 @@ Production is the default. `IVIG_CDS_MODE=development` is for trying the service
 Sandbox on a workstation: a JWT becomes optional (one that is sent is still verified), the Sandbox's
 public JWKS is trusted (its private key is public, so never in production), and any FHIR server may
 be called over http or https unless an allowlist is given.
+
+`IVIG_CDS_MODE=trial` (or `ivig-cds serve --trial`) is for a newcomer's first minutes on their own machine: a JWT
+becomes optional and nobody's JWT is trusted (one that is sent is refused), no FHIR server is called unless
+allowlisted (the examples carry their data as prefetch), and the service refuses to listen on anything but loopback.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from .forwarded import IPNetwork
 from .regimen import DosePolicy
 
 PREFIX = "IVIG_CDS_"
-MODES = ("production", "development")
+MODES = ("production", "development", "trial")
+#: the addresses trial mode may listen on (besides any other loopback address)
+LOOPBACK_NAMES = ("localhost",)
 #: the databases the card and feedback store is tested against
 STORE_SCHEMES = ("sqlite", "postgresql")
 #: a shorter reviewer (or metrics) token could be guessed by trying
@@ -180,6 +186,18 @@ class Settings:
                 raise ConfigurationError(f"{PREFIX}PUBLIC_URL: {self.public_url!r} must be an https URL in production")
             object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
 
+    def check_listen_address(self, host: str) -> None:
+        """Trial mode answers anyone without a JWT, so it listens on loopback only: reachable from this machine alone."""
+        if self.mode != "trial" or host.lower() in LOOPBACK_NAMES:
+            return
+        try:
+            loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigurationError(f"trial mode listens on loopback only (127.0.0.1, ::1 or localhost), not {host!r}: "
+                                     f"it answers without a JWT; set up production mode to serve other machines")
+
     def may_call(self, fhir_server: str) -> bool:
         """Is this fhirServer one we may send a request (and the client's token) to?"""
         if not self.fhir_servers:
@@ -203,7 +221,7 @@ class Settings:
             return tuple(item.strip() for item in get(name).split(",") if item.strip())
 
         mode = get("MODE", "production")
-        auth = AuthSettings.development() if mode == "development" else AuthSettings()
+        auth = AuthSettings.development() if mode == "development" else AuthSettings(required=mode != "trial")
         jwks_file = get("JWKS_FILE")
         try:
             jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else auth.jwks

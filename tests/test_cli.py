@@ -35,9 +35,10 @@ def test_evaluate_refuses_a_bad_request_with_the_reason(tmp_path):
     assert done.returncode == 1 and "context.draftOrders is required" in done.stderr
 
 
-@pytest.mark.parametrize("mode, status", [("production", 401), ("development", 200)])
+@pytest.mark.parametrize("mode, status", [("production", 401), ("development", 200), ("trial", 200)])
 def test_serve_runs_gunicorn_and_answers(tmp_path, mode, status):
-    """Production (the default) refuses a call without a JWT; development mode answers it."""
+    """Production (the default) refuses a hook call without a JWT; development and trial mode answer it. Discovery
+    answers in every mode: it holds no patient data."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -53,9 +54,12 @@ def test_serve_runs_gunicorn_and_answers(tmp_path, mode, status):
             except requests.ConnectionError:
                 assert server.poll() is None and time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
-        assert response.status_code == status
-        assert status == 401 or len(response.json()["services"]) == 2
+        assert response.status_code == 200 and len(response.json()["services"]) == 2
         assert response.headers["Server"].startswith("gunicorn")
+        call = requests.post(f"http://127.0.0.1:{port}/cds-services/ivig-order-select", timeout=30,
+                             json=hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+        assert call.status_code == status
+        assert status == 401 or call.json()["cards"]
     finally:
         server.terminate()
         log = server.communicate(timeout=10)[0]
