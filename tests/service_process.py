@@ -44,6 +44,17 @@ def signed(aud: str, **claims) -> str:
     return jwt.encode(payload, KEY, algorithm="ES384", headers={"kid": "ehr-1", "typ": "JWT"})
 
 
+def wait_until_answering(process: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> requests.Response:
+    """The first answer of a just-started server to GET url; fails with the end of its log if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+
+
 @dataclass
 class Server:
     port: int
@@ -83,14 +94,7 @@ def serving(tmp_path: Path, *, workers: int = 2, public: str = PUBLIC, **env: st
         process = subprocess.Popen([sys.executable, "-m", "cds_service.cli", "serve", "--port", str(port), "--workers", str(workers)],
                                    cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
+        assert wait_until_answering(process, f"http://127.0.0.1:{port}/healthz", log).status_code == 200
         yield Server(port, log, public)
     finally:
         stop_process(process, grace=15)

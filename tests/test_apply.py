@@ -87,6 +87,7 @@ def test_definitions_are_readable_where_the_careplan_points(client):
     assert client.get("/fhir/PlanDefinition/nothing").status_code == 404
 
 
+@pytest.mark.integration  # starts a process or a server (tests/tiers.py)
 def test_the_careplan_passes_an_independent_r4_validator(client, tmp_path):
     path = tmp_path / "careplan.json"
     path.write_text(json.dumps(apply(client, "efns-ivig-gbs", parameters(*GBS_DATA)).get_json()))
@@ -94,6 +95,7 @@ def test_the_careplan_passes_an_independent_r4_validator(client, tmp_path):
     assert ok, message
 
 
+@pytest.mark.integration  # starts a process or a server (tests/tiers.py)
 def test_the_capability_statement_announces_apply_and_reads(client, tmp_path):
     response = client.get("/fhir/metadata")
     assert response.status_code == 200 and response.content_type == "application/fhir+json"

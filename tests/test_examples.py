@@ -13,16 +13,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
-import requests
 
 from cds_service.app import create_app
 from cds_service.config import ConfigurationError, Settings
 from tests.conftest import ROOT
 from tests.medplum import stop_process
-from tests.service_process import free_port
+from tests.service_process import free_port, wait_until_answering
 from tools.write_examples import EXAMPLES
 
 EXAMPLE_DIR = ROOT / "examples"
@@ -87,6 +85,7 @@ def _readme_block(marker: str) -> str:
     return re.search(rf"<!-- {marker} -->\n```sh\n(.*?)\n```", readme, re.S).group(1)
 
 
+@pytest.mark.integration  # starts a process or a server (tests/tiers.py)
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (apt-get install -y curl)")
 def test_the_readme_run_and_example_commands_give_cards(tmp_path):
     """`ivig-cds serve --trial` as the README's run command starts it (on a free port), and the README's curl line."""
@@ -101,14 +100,7 @@ def test_the_readme_run_and_example_commands_give_cards(tmp_path):
     with log.open("w") as out:
         process = subprocess.Popen(argv, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                discovery = requests.get(f"http://127.0.0.1:{port}/cds-services", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
+        discovery = wait_until_answering(process, f"http://127.0.0.1:{port}/cds-services", log)
         assert discovery.status_code == 200 and len(discovery.json()["services"]) == 2
         curl = _readme_block("example-command").replace("127.0.0.1:8080", f"127.0.0.1:{port}")
         answer = subprocess.run(curl, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
@@ -118,6 +110,7 @@ def test_the_readme_run_and_example_commands_give_cards(tmp_path):
         stop_process(process, grace=15)
 
 
+@pytest.mark.integration  # starts a process or a server (tests/tiers.py)
 def test_serve_trial_on_a_public_address_stops_with_the_reason():
     finished = subprocess.run([sys.executable, "-m", "cds_service.cli", "serve", "--trial", "--host", "0.0.0.0", "--port", "9"],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)

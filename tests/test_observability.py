@@ -67,7 +67,7 @@ def test_health_and_readiness_need_no_jwt_and_say_nothing_of_patients(production
     assert ready.status_code == 200
     assert ready.get_json() == {"status": "ready", "checks": {"knowledge": "ok", "card_store": "ok", "replay_store": "ok"}}
     assert ready.headers["Cache-Control"] == "no-store"
-    assert production.get("/cds-services").status_code == 401  # everything else still needs a JWT
+    assert production.post("/cds-services/ivig-order-select", json={}).status_code == 401  # hook calls still need a JWT
 
 
 def test_readiness_is_503_naming_the_store_that_does_not_answer(tmp_path, postgres_url):
@@ -224,13 +224,14 @@ def test_serve_logs_json_lines_with_request_ids_and_shares_metrics_between_worke
         token = signed(PUBLIC + SELECT)
         call = requests.post(server.base + SELECT, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert call.status_code == 200 and call.json()["cards"]
-        refused = [requests.get(server.base + "/cds-services", timeout=10) for _ in range(8)]  # new connection each
-        assert {r.status_code for r in refused} == {401}
+        # discovery needs no JWT: 8 answers, a new connection each
+        discovered = [requests.get(server.base + "/cds-services", timeout=10) for _ in range(8)]
+        assert {r.status_code for r in discovered} == {200}
         scrapes = []
         for _ in range(4):
             scraped = samples(requests, base=server.base)
             scrapes.append(scraped[("ivig_cds_request_duration_seconds_count",
-                                    (("endpoint", "cds_hooks.discovery"), ("service", ""), ("status", "401")))])
+                                    (("endpoint", "cds_hooks.discovery"), ("service", ""), ("status", "200")))])
         lines = server.log_lines()
     assert scrapes == [8.0] * 4
     access = [line for line in lines if line["logger"] == "cds_service.access"]
@@ -239,7 +240,7 @@ def test_serve_logs_json_lines_with_request_ids_and_shares_metrics_between_worke
     (call_line,) = [line for line in access if line["path"] == SELECT]
     assert call_line["request_id"] == call.headers["X-Request-ID"] and call_line["status"] == 200
     assert call_line["service"] == "ivig-order-select" and call_line["client"] == "127.0.0.1" and call_line["duration_ms"] > 0
-    assert {line["request_id"] for line in access if line["path"] == "/cds-services"} == {r.headers["X-Request-ID"] for r in refused}
+    assert {line["request_id"] for line in access if line["path"] == "/cds-services"} == {r.headers["X-Request-ID"] for r in discovered}
     text_of_log = server.log.read_text()
     for secret in (token, token.split(".")[1], fhir_token, PATIENT_ID, METRICS_TOKEN):
         assert secret not in text_of_log

@@ -207,6 +207,7 @@ def test_malformed_body_is_unavailable(fhir: FhirStub, raw: bytes, why: str) -> 
     assert err.codes == {"patient": "exception"}
 
 
+@pytest.mark.integration  # starts a process or a server (tests/tiers.py)
 def test_connection_refused_is_unavailable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from cds_service.review import render
 from tests.conftest import ROOT
 
@@ -24,6 +26,7 @@ def test_every_recommendation_is_in_the_review_with_level_sentence_and_regimen(a
     assert "«Guillain-Barré syndrome»" in document and "http://ivig-cds.org/fhir/ValueSet/gbs" in document
 
 
+@pytest.mark.integration  # starts a process or a server (tests/tiers.py)
 def test_the_committed_review_is_the_one_the_definitions_generate():
     """Regenerate with `ivig-cds review --out docs/review.md` after changing a definition."""
     done = subprocess.run([sys.executable, "-m", "cds_service.cli", "review"], cwd=ROOT, capture_output=True, text=True, timeout=60)

