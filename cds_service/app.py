@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 
-from . import fhir_api, knowledge, observability, report_api, web
+from . import fhir_api, http_policy, knowledge, observability, report_api, web
 from .auth import JwtVerifier, require_jwt
 from .config import Settings
 from .service import CdsService
@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         return None if request.blueprint in own_access or request.endpoint in open_endpoints else check_jwt()
 
     app.before_request(check_jwt_unless_own_access)
-    web.register(app)
+    http_policy.register(app, settings)
+    app.register_blueprint(web.bp)
     observability.register(app, verifier)
     app.register_blueprint(fhir_api.bp)
     app.register_blueprint(report_api.bp)

@@ -16,9 +16,10 @@ from typing import Any
 
 from . import cards, engine
 from .config import RequestLimits
+from .errors import RequestError
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
-from .protocol import RequestError, check_entry_count
+from .protocol import check_entry_count
 from .regimen import DosePolicy
 
 PRIORITY = {indicator: priority for priority, indicator in cards.INDICATOR.items()}

@@ -53,6 +53,7 @@ from jwt import PyJWK, PyJWS
 from jwt.exceptions import PyJWTError
 
 from . import replay
+from .errors import ServiceError
 
 if TYPE_CHECKING:
     from flask import Response
@@ -161,7 +162,7 @@ REFUSAL_KINDS = ("no_token", "malformed", "algorithm", "key", "signature", "issu
                  "lifetime", "replayed", "issuer_over_quota", "replay_store_unavailable", "no_public_url")
 
 
-class AuthError(Exception):
+class AuthError(ServiceError):
     """A call refused before it is answered. ``reason`` is for the log only; the client gets ``diagnostics``;
     ``kind`` (one of REFUSAL_KINDS) is what the refusal is counted as."""
 
@@ -462,20 +463,6 @@ def audience_of(public_url: str | None, path: str, request_url: str, *, required
     return request_url
 
 
-def refusal_response(exc: AuthError) -> Response:
-    """The answer to a refused call: an OperationOutcome, with the header its status calls for."""
-    from flask import jsonify
-
-    response = jsonify({"resourceType": "OperationOutcome",
-                        "issue": [{"severity": "error", "code": exc.issue_code, "diagnostics": exc.diagnostics}]})
-    response.status_code = exc.status
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response
-
-
 def require_jwt(verifier: JwtVerifier, public_url: str | None = None,
                 on_refusal: Callable[[AuthError], None] | None = None) -> Callable[[], Response | None]:
     """A ``before_request`` hook: verify every request but CORS preflight; an OperationOutcome on failure
@@ -499,7 +486,7 @@ def require_jwt(verifier: JwtVerifier, public_url: str | None = None,
             log.warning("%d for %s %s: %s", exc.status, request.method, request.path, exc.reason)
             if on_refusal is not None:
                 on_refusal(exc)
-            return refusal_response(exc)
+            raise  # http_policy answers it (its status, WWW-Authenticate or Retry-After)
         return None
 
     return check_jwt

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .config import ConfigurationError, Settings
 from .discovery import service_id
+from .errors import RequestError
 from .knowledge import DefinitionError, load
 from .prefetch import DataUnavailable
-from .protocol import RequestError
 from .service import CdsService
 from .store import StoreError
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from .protocol import RequestError, load_json
+from .errors import RequestError
+from .protocol import load_json
 from .store import FeedbackEntry, RecordedCard
 
 OUTCOMES = ("accepted", "overridden")

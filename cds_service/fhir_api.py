@@ -9,8 +9,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from . import __version__
 from .apply import apply
-from .protocol import RequestError, load_json
-from .web import operation_outcome, service
+from .errors import RequestError
+from .http_policy import service
+from .protocol import load_json
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 FHIR_JSON = "application/fhir+json"
@@ -50,12 +51,9 @@ def apply_plan(plan_id: str) -> Response:
     """R4 PlanDefinition/$apply: Parameters (subject, data, optional draftOrder) in, a CarePlan out."""
     cds = service()
     limits = cds.settings.limits
-    try:
-        parameters = load_json(request.get_data(), limits.max_json_depth)
-        care_plan = apply(cds.knowledge, plan_id, parameters, today=date.today(), policy=cds.settings.dose_policy,
-                          max_entries=limits.max_bundle_entries)
-    except RequestError as exc:
-        return operation_outcome(exc.status, exc.reason, exc.issue_code)
+    parameters = load_json(request.get_data(), limits.max_json_depth)
+    care_plan = apply(cds.knowledge, plan_id, parameters, today=date.today(), policy=cds.settings.dose_policy,
+                      max_entries=limits.max_bundle_entries)
     return _fhir(care_plan)
 
 
@@ -64,5 +62,5 @@ def read_definition(resource_type: str, resource_id: str) -> Response:
     """Read one of our definitions, so the canonical references in a CarePlan can be followed."""
     resource = service().knowledge.resources.get(f"{resource_type}-{resource_id}.json")
     if resource is None:
-        return operation_outcome(404, f"no {resource_type}/{resource_id} here", "not-found")
+        raise RequestError(f"no {resource_type}/{resource_id} here", status=404)
     return _fhir(resource)

@@ -20,9 +20,9 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from .definitions import Compiler, DefinitionFault, Definitions, Expression
+from .errors import ServiceError
 from .inputs import BASE_INPUTS, WEIGHT_REQUIREMENT
 from .orders import OrderRules
-from .protocol import RequestError
 from .regimen import Regimen, RegimenError, regimen_from_activity
 from .terminology import ConceptIndex, Terminology
 
@@ -60,11 +60,9 @@ class DefinitionError(Exception):
         self.path, self.fault = str(path), fault
 
 
-class UnreadableData(RequestError):
-    """Patient data of the wrong shape for a recommendation's conditions: 422, with the reason."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason, status=422)
+class UnreadableData(ServiceError):
+    """Patient data of the wrong shape for a recommendation's conditions (text where a number goes): the engine gives
+    no answer rather than a guess, and says why (http_policy answers 422)."""
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,8 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from . import metrics
 from .auth import JwtVerifier, ReplayStoreUnavailable
 from .forwarded import TrustedProxies
-from .report_api import authorized
+from .http_policy import authorized, outcome
 from .store import StoreError
-from .web import operation_outcome
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("cds_service.access")
@@ -57,10 +56,10 @@ def readyz() -> Response:
 def metrics_page() -> Response:
     expected = current_app.extensions["ivig_cds"].settings.metrics_token
     if not expected:
-        return operation_outcome(404, f"no such page: {request.path}", "not-found")
+        return outcome(404, f"no such page: {request.path}", "not-found")
     if not authorized(expected, request.headers.get("Authorization")):
         log.warning("401 for GET /metrics: no or wrong metrics credential")
-        response = operation_outcome(401, "the metrics need the metrics credential (Authorization: Bearer)", "login")
+        response = outcome(401, "the metrics need the metrics credential (Authorization: Bearer)", "login")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
     from prometheus_client import CONTENT_TYPE_LATEST
@@ -97,7 +96,7 @@ def _no_store(response: Response) -> Response:
 
 
 def register(app: Flask, verifier: JwtVerifier) -> None:
-    """The endpoints, and the request id, access line and latency of every request. Call after web.register,
+    """The endpoints, and the request id, access line and latency of every request. Call after http_policy.register,
     so that the request id is taken before any other hook can answer."""
     settings = app.extensions["ivig_cds"].settings
     proxies = TrustedProxies(settings.trusted_proxies)

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import requests
 
 from . import metrics, outbound, search_plan
+from .errors import RequestError, ServiceError, operation_outcome
 from .fhir_client import (
     DEFAULT_MAX_BYTES,
     FhirClient,
@@ -43,7 +44,6 @@ from .fhir_client import (
     wants_every_page,
 )
 from .fhirjson import obj, objects
-from .protocol import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class _Request(Protocol):
     def context_value(self, name: str) -> str | None: ...
 
 
-class DataUnavailable(Exception):
+class DataUnavailable(ServiceError):
     """Needed data could be had neither from prefetch nor from the FHIR server: the service answers 412."""
 
     def __init__(self, reasons: dict[str, str], codes: dict[str, str] | None = None) -> None:
@@ -82,13 +82,8 @@ class DataUnavailable(Exception):
         self.codes = {key: (codes or {}).get(key, "exception") for key in reasons}  # key -> issue type
 
     def operation_outcome(self) -> dict:
-        return {
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {"severity": "error", "code": self.codes[key], "diagnostics": f"prefetch key '{key}': {reason}"}
-                for key, reason in self.reasons.items()
-            ],
-        }
+        """One issue per prefetch key that could not be had, with its issue type and why."""
+        return operation_outcome((self.codes[key], f"prefetch key '{key}': {reason}") for key, reason in self.reasons.items())
 
 
 # ---- tokens (CDS Hooks 2.0 §2.4) ------------------------------------------------------------

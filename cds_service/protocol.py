@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config import RequestLimits
+from .errors import RequestError
 from .fhirjson import reference_of
 
 SUPPORTED_HOOKS = ("order-select", "order-sign")
@@ -42,23 +43,6 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
 _NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
 #: an opening bracket becomes +1, a closing one -1 (as a signed byte): the running sum is the depth
 _AS_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-
-
-class RequestError(Exception):
-    """A request we refuse, with the HTTP status and a reason a client developer can act on."""
-
-    status: int
-    reason: str
-
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-    @property
-    def issue_code(self) -> str:
-        """The OperationOutcome issue type that says what kind of refusal this is."""
-        return {404: "not-found", 413: "too-long", 422: "processing"}.get(self.status, "invalid")
 
 
 @dataclass(frozen=True)

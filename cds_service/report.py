@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .protocol import RequestError
+from .errors import RequestError
 from .store import CardOutcome, Store
 
 if TYPE_CHECKING:

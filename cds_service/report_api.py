@@ -10,40 +10,16 @@ constant time, so the time of a refusal says nothing about how much of a guess w
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 
 from flask import Blueprint, Response, current_app, request
 
 from . import report
-from .protocol import RequestError
-from .store import StoreError
-from .web import operation_outcome
+from .http_policy import authorized, outcome
 
 log = logging.getLogger(__name__)
 bp = Blueprint("report", __name__)
 REALM = "IVIG-CDS report"
-
-
-def presented_token(authorization: str | None) -> str | None:
-    """The credential in an Authorization header: a Bearer token, or the password of Basic credentials."""
-    scheme, _, value = (authorization or "").strip().partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return decoded.partition(":")[2] or None
-    return None
-
-
-def authorized(expected: str, authorization: str | None) -> bool:
-    presented = presented_token(authorization)
-    return presented is not None and hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
 
 
 @bp.get("/report")
@@ -51,20 +27,14 @@ def report_page() -> Response:
     service = current_app.extensions["ivig_cds"]
     expected = service.settings.reviewer_token
     if not expected or service.store is None:
-        return operation_outcome(404, f"no such page: {request.path}", "not-found")
+        return outcome(404, f"no such page: {request.path}", "not-found")
     if not authorized(expected, request.headers.get("Authorization")):
         log.warning("401 for GET /report: no or wrong reviewer credential")
-        response = operation_outcome(401, "the report needs the reviewer credential", "login")
+        response = outcome(401, "the report needs the reviewer credential", "login")
         response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
         return response
-    try:
-        period = report.Period.parse(request.args.get("since"), request.args.get("until"))
-        page = report.build(service.store, period, report.recommendation_labels(service.knowledge))
-    except RequestError as exc:
-        return operation_outcome(exc.status, exc.reason, exc.issue_code)
-    except StoreError as exc:
-        log.error("report not built: %s", exc)
-        return operation_outcome(503, "the feedback store is unavailable", "transient")
+    period = report.Period.parse(request.args.get("since"), request.args.get("until"))
+    page = report.build(service.store, period, report.recommendation_labels(service.knowledge))
     response = Response(page, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"  # reviewer data: no shared cache keeps it
     response.headers["Content-Security-Policy"] = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "

@@ -43,6 +43,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import jsonlog, metrics
 from .config import Settings
+from .errors import operation_outcome
 
 #: the largest request head (request line and header fields) read; CDS clients send a few hundred bytes
 MAX_HEAD_BYTES = 64 * 1024
@@ -69,8 +70,7 @@ class _Reading:
 
 def refusal(status: int, diagnostics: str) -> bytes:
     """A complete HTTP/1.1 answer with an OperationOutcome, for a request refused before the app sees it."""
-    body = json.dumps({"resourceType": "OperationOutcome",
-                       "issue": [{"severity": "error", "code": "too-long", "diagnostics": diagnostics}]}).encode()
+    body = json.dumps(operation_outcome([("too-long", diagnostics)])).encode()
     head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n")
     return head.encode("ascii") + body

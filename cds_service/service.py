@@ -12,11 +12,12 @@ import requests
 
 from . import cards, discovery, engine, feedback, metrics, openapi
 from .config import Settings
+from .errors import RequestError
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
 from .orders import OrderKind
 from .prefetch import resolve
-from .protocol import HookRequest, RequestError, parse_hook_request
+from .protocol import HookRequest, parse_hook_request
 from .store import Store, StoreError
 
 log = logging.getLogger(__name__)

@@ -50,6 +50,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from .errors import ServiceError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -60,7 +62,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x1_71C_CD5
 
 
-class StoreError(Exception):
+class StoreError(ServiceError):
     """The store cannot be reached or is not in a state we can use; the reason says which (never a URL)."""
 
 

@@ -23,6 +23,7 @@ from cds_service.auth import (
     SANDBOX_ISSUER,
     SANDBOX_JKU,
     SANDBOX_JWKS,
+    AuthError,
     AuthSettings,
     IssuerOverQuota,
     JwtVerifier,
@@ -30,6 +31,7 @@ from cds_service.auth import (
     Unauthorized,
     require_jwt,
 )
+from cds_service.http_policy import error_response
 
 KEYS = Path(__file__).resolve().parent / "keys"
 NOW = 1_750_000_000.0
@@ -585,6 +587,7 @@ def test_development_mode_rejects_own_key_carrying_the_sandbox_kid(other_ec_key,
 @pytest.fixture()
 def flask_client(jwks, clock):
     app = Flask(__name__)
+    app.register_error_handler(AuthError, error_response)  # as the app does (http_policy)
     app.before_request(require_jwt(JwtVerifier(settings(jwks), fetch_jwks=Fetcher(), now=clock), "https://cds.example.org"))
 
     @app.post("/cds-services/ivig-order-sign")
@@ -650,6 +653,7 @@ def test_flask_hook_never_takes_the_audience_from_host_or_forwarded_headers(flas
 
 def test_production_without_a_public_url_refuses_tokens_with_the_reason(jwks, clock, ec_key):
     app = Flask(__name__)
+    app.register_error_handler(AuthError, error_response)  # as the app does (http_policy)
     app.before_request(require_jwt(JwtVerifier(settings(jwks), fetch_jwks=Fetcher(), now=clock), None))
     app.post("/cds-services/ivig-order-sign")(lambda: jsonify({}))
     response = app.test_client().post("/cds-services/ivig-order-sign", base_url="https://cds.example.org", json={},
@@ -661,6 +665,7 @@ def test_production_without_a_public_url_refuses_tokens_with_the_reason(jwks, cl
 def test_development_without_a_public_url_uses_the_url_called(jwks, clock, ec_key):
     """So that the CDS Hooks Sandbox works on a workstation with nothing configured."""
     app = Flask(__name__)
+    app.register_error_handler(AuthError, error_response)  # as the app does (http_policy)
     app.before_request(require_jwt(JwtVerifier(settings(jwks, required=False), fetch_jwks=Fetcher(), now=clock), None))
     app.post("/cds-services/ivig-order-sign")(lambda: jsonify({}))
     response = app.test_client().post("/cds-services/ivig-order-sign", base_url="https://cds.example.org", json={},

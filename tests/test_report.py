@@ -282,7 +282,7 @@ def test_the_report_route_needs_the_token_and_does_not_exist_without_one(seeded)
     closed = create_app(Settings(knowledge_root=ROOT, store_url=url)).test_client()
     assert closed.get("/report", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
     client = create_app(Settings(knowledge_root=ROOT, store_url=url, reviewer_token=TOKEN)).test_client()
-    assert client.get("/cds-services").status_code == 401  # the hook endpoints still need a CDS client's JWT
+    assert client.post("/cds-services/ivig-order-select", json={}).status_code == 401  # hook calls still need a CDS client JWT
     for headers in ({}, {"Authorization": f"Bearer {TOKEN[:-1]}"}, {"Authorization": "Basic !!!"},
                     {"Authorization": f"Token {TOKEN}"}):
         response = client.get("/report", headers=headers)
