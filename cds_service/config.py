@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .auth import AuthSettings
+from .fhir_client import DEFAULT_MAX_BYTES, DEFAULT_MAX_PAGES, DEFAULT_MAX_PARALLEL
 from .forwarded import IPNetwork
 from .regimen import DosePolicy
 
@@ -118,11 +119,11 @@ class Settings:
     #: seconds for each query to the EHR's FHIR server; queries run in parallel, so also the outbound budget of a call
     fhir_timeout: float = 3.0
     #: most queries one hook call runs at once against the EHR's FHIR server
-    fhir_max_parallel: int = 6
+    fhir_max_parallel: int = DEFAULT_MAX_PARALLEL
     #: most pages read for one search; a longer result is not used (412), since part of a record is not the record
-    fhir_max_pages: int = 20
+    fhir_max_pages: int = DEFAULT_MAX_PAGES
     #: most bytes read of one FHIR answer (one page); a larger one is not read further and not used (412)
-    fhir_max_bytes: int = 20_000_000
+    fhir_max_bytes: int = DEFAULT_MAX_BYTES
     #: largest request body accepted (413 above it)
     max_body_bytes: int = 1_000_000
     #: dose tolerance and how old a body weight may be to dose by (see regimen.DosePolicy)
@@ -220,7 +221,7 @@ class Settings:
         def listed(name: str) -> tuple[str, ...]:
             return tuple(item.strip() for item in get(name).split(",") if item.strip())
 
-        mode = get("MODE", "production")
+        mode = get("MODE", cls.mode)
         auth = AuthSettings.development() if mode == "development" else AuthSettings(required=mode != "trial")
         jwks_file = get("JWKS_FILE")
         try:
@@ -241,17 +242,17 @@ class Settings:
                 mode=mode,
                 auth=auth,
                 fhir_servers=listed("FHIR_SERVERS"),
-                fhir_timeout=float(get("FHIR_TIMEOUT", "3.0")),
-                fhir_max_parallel=int(get("FHIR_MAX_PARALLEL", "6")),
-                fhir_max_pages=int(get("FHIR_MAX_PAGES", "20")),
-                fhir_max_bytes=int(get("FHIR_MAX_BYTES", "20000000")),
-                max_body_bytes=int(get("MAX_BODY_BYTES", "1000000")),
+                fhir_timeout=float(get("FHIR_TIMEOUT", str(cls.fhir_timeout))),
+                fhir_max_parallel=int(get("FHIR_MAX_PARALLEL", str(cls.fhir_max_parallel))),
+                fhir_max_pages=int(get("FHIR_MAX_PAGES", str(cls.fhir_max_pages))),
+                fhir_max_bytes=int(get("FHIR_MAX_BYTES", str(cls.fhir_max_bytes))),
+                max_body_bytes=int(get("MAX_BODY_BYTES", str(cls.max_body_bytes))),
                 dose_policy=DosePolicy(
                     tolerance=Decimal(get("DOSE_TOLERANCE", str(DosePolicy.tolerance))),
                     weight_max_age_days_adult=int(get("WEIGHT_MAX_AGE_DAYS_ADULT", str(DosePolicy.weight_max_age_days_adult))),
                     weight_max_age_days_child=int(get("WEIGHT_MAX_AGE_DAYS_CHILD", str(DosePolicy.weight_max_age_days_child))),
                 ),
-                cors_allow_origin=get("CORS_ALLOW_ORIGIN", "*"),
+                cors_allow_origin=get("CORS_ALLOW_ORIGIN", cls.cors_allow_origin),
                 public_url=get("PUBLIC_URL") or None,
                 limits=RequestLimits(
                     max_draft_orders=int(get("MAX_DRAFT_ORDERS", str(RequestLimits.max_draft_orders))),

@@ -30,6 +30,10 @@ FHIR_JSON = "application/fhir+json"
 _GONE_ON_READ = (404, 410)  # a read of a resource that does not (or no longer) exist: "no data"
 _CHUNK = 64 * 1024
 DEFAULT_MAX_BYTES = 20_000_000
+#: most searchset pages read for one query (IVIG_CDS_FHIR_MAX_PAGES; config.Settings takes its default from here)
+DEFAULT_MAX_PAGES = 20
+#: FHIR queries one worker process runs at once, and keep-alive connections per FHIR server (IVIG_CDS_FHIR_MAX_PARALLEL)
+DEFAULT_MAX_PARALLEL = 6
 
 
 class FhirReadError(Exception):
@@ -62,11 +66,11 @@ class FhirClient:
         access_token: str | None,
         *,
         timeout: float,
-        max_pages: int = 10,
+        max_pages: int = DEFAULT_MAX_PAGES,
         max_bytes: int = DEFAULT_MAX_BYTES,
         session: requests.Session | None = None,
         public_only: bool = False,
-        pool_size: int = 6,
+        pool_size: int = DEFAULT_MAX_PARALLEL,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         if has_dot_segments(self.base_url):

@@ -36,6 +36,8 @@ from . import metrics, outbound, search_plan
 from .errors import RequestError, ServiceError, operation_outcome
 from .fhir_client import (
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_PARALLEL,
     FhirClient,
     FhirReadError,
     has_dot_segments,
@@ -165,11 +167,11 @@ def resolve(
     templates: Mapping[str, str],
     *,
     timeout: float,
-    max_workers: int = 6,
+    max_workers: int = DEFAULT_MAX_PARALLEL,
     session: requests.Session | None = None,
     may_call: Callable[[str], bool] = lambda fhir_server: True,
     public_only: bool = False,
-    max_pages: int = 10,
+    max_pages: int = DEFAULT_MAX_PAGES,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Prefetch:
     """Prefetch data for every template key, from the request or else from fhirServer (in parallel).
