@@ -30,7 +30,7 @@ VOLUME ["/var/lib/ivig-cds"]
 USER 10001
 
 EXPOSE 8080
-# A TCP check: GET /cds-services answers 401 without a client's JWT in production, so it cannot be the probe.
+# A TCP check, which no setting changes (discovery may be set to need a JWT) and needs no HTTP client in the image.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080), timeout=3).close()"]
 CMD ["ivig-cds", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -10,6 +10,9 @@ No Docker engine is needed (nor used). What is read from the files and run here:
   (tests/medplum.py), and against a closed port.
 * docker-compose.yml: the three services and the loader's command line (parsed with the loader's own parser).
 
+The files are read with well-kept parsers: dockerfile-parse (the Dockerfile), the Docker SDK's .dockerignore
+matcher, PyYAML (docker-compose.yml).
+
 Not covered: building the image (the python:3.11-slim base, apt/pip inside it, the non-root user), the
 healthcheck as Docker schedules it, compose networking and start order, and HAPI itself (hapiproject/hapi).
 """
@@ -28,12 +31,14 @@ import sys
 import sysconfig
 import tempfile
 import time
-from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+import yaml
+from docker.utils.build import PatternMatcher
+from dockerfile_parse import DockerfileParser
 
 from tests.conftest import ROOT
 from tests.medplum import running_fhir_server, stop_process
@@ -50,32 +55,18 @@ VENV_BIN = Path(sys.executable).parent
 # --- reading the files --------------------------------------------------------------------------------
 
 
+def dockerfile() -> DockerfileParser:
+    return DockerfileParser(path=str(DOCKERFILE))
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
-    instructions, pending = [], ""
-    for line in DOCKERFILE.read_text().splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + line).strip().partition(" ")
-        instructions.append((keyword.upper(), arguments.strip()))
-        pending = ""
-    return instructions
+    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped (dockerfile-parse)."""
+    return [(item["instruction"], item["value"]) for item in dockerfile().structure if item["instruction"] != "COMMENT"]
 
 
 def dockerfile_env() -> dict[str, str]:
-    """Every ENV of the Dockerfile (KEY=VALUE pairs, or the legacy `ENV KEY VALUE`)."""
-    env = {}
-    for keyword, arguments in dockerfile_instructions():
-        if keyword == "ENV":
-            words = shlex.split(arguments)
-            if "=" in words[0]:
-                env.update(word.split("=", 1) for word in words)
-            else:
-                env[words[0]] = " ".join(words[1:])
-    return env
+    """Every ENV of the Dockerfile, both forms and quoting as Docker reads them (dockerfile-parse)."""
+    return dict(dockerfile().envs)
 
 
 def dockerfile_json(keyword: str) -> list[str]:
@@ -109,39 +100,14 @@ def dockerfile_copies() -> list[tuple[str, str]]:
 
 
 def docker_ignored(path: str) -> bool:
-    """Does .dockerignore keep this context path out of the build (last matching rule wins; no ** in the middle)?"""
-    ignored = False
-    for rule in DOCKERIGNORE.read_text().splitlines():
-        rule = rule.strip()
-        if not rule or rule.startswith("#"):
-            continue
-        negate, pattern = rule.startswith("!"), rule.lstrip("!").strip("/")
-        parts = Path(path).parts
-        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]  # a rule on a folder covers its files
-        if pattern.startswith("**/"):
-            matched = any(fnmatch(part, pattern[3:]) for part in parts)
-        else:
-            matched = any(fnmatch(prefix, pattern) and prefix.count("/") == pattern.count("/") for prefix in prefixes)
-        if matched:
-            ignored = not negate
-    return ignored
+    """Does .dockerignore keep this context path out of the build? Docker's own rules, as the Docker SDK for Python
+    applies them when it sends a build context."""
+    rules = [line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.strip().startswith("#")]
+    return PatternMatcher(rules).matches(path)
 
 
 def compose_file() -> dict:
-    """docker-compose.yml as data: with PyYAML when installed, else a structural parse of the subset we write
-    (service names, and their one-line scalars and JSON-style lists)."""
-    try:
-        import yaml
-    except ImportError:
-        services: dict[str, dict] = {}
-        current = None
-        for line in COMPOSE.read_text().splitlines():
-            if re.fullmatch(r"  [\w.-]+:\s*", line):
-                current = services.setdefault(line.strip()[:-1], {})
-            elif current is not None and (m := re.fullmatch(r"    ([\w.-]+):\s+(.+?)\s*", line)):
-                value = m.group(2)
-                current[m.group(1)] = json.loads(value) if value.startswith("[") else value.strip("\"'")
-        return {"services": services}
+    """docker-compose.yml as data (PyYAML)."""
     with COMPOSE.open() as stream:
         return yaml.safe_load(stream)
 
@@ -222,7 +188,7 @@ def test_dockerfile_is_small_and_conventional():
     installs = [a for k, a in instructions if k == "RUN" and "pip install" in a]
     assert installs and "--no-cache-dir" in installs[0] and not re.search(r"\s-e\s|--editable", installs[0])
     assert dockerfile_json("CMD") == ["ivig-cds", "serve", "--host", "0.0.0.0", "--port", "8080"]
-    assert "/cds-services" not in dockerfile_json("HEALTHCHECK")[-1], "discovery answers 401 without a JWT"
+    assert "/cds-services" not in dockerfile_json("HEALTHCHECK")[-1], "discovery answers 401 when it requires a JWT"
 
 
 def test_the_image_gets_what_it_needs_and_no_tests():
@@ -244,14 +210,16 @@ def test_the_image_gets_what_it_needs_and_no_tests():
 
 @pytest.mark.parametrize("mode, status", [("production", 401), ("development", 200)])
 def test_the_image_start_command_serves_discovery(tmp_path, mode, status):
-    """The CMD with the Dockerfile's ENV: production (the image's default) refuses a call without a JWT."""
+    """The CMD with the Dockerfile's ENV: discovery answers in every mode; production (the image's default) refuses a
+    hook call without a JWT."""
     port = free_port()
     env = image_env(ROOT, **({"IVIG_CDS_MODE": mode} if mode == "development" else {}))
     # run outside the repository, as the installed image does not find the definitions from its working directory
     response, server = start_and_get(image_command(VENV_BIN, port), env, tmp_path, port)
     try:
-        assert response.status_code == status, response.text
-        assert status == 401 or len(response.json()["services"]) == 2
+        assert response.status_code == 200 and len(response.json()["services"]) == 2, response.text
+        call = requests.post(f"http://127.0.0.1:{port}/cds-services/ivig-order-select", json={}, timeout=30)
+        assert call.status_code == (status if status == 401 else 400), call.text  # development: the empty body's fault
     finally:
         stop(server)
 
@@ -264,7 +232,7 @@ def test_the_healthcheck_probes_the_port_without_a_jwt(tmp_path):
     assert subprocess.run(probe, capture_output=True, timeout=30).returncode != 0, "healthy with nothing listening"
     response, server = start_and_get(image_command(VENV_BIN, port), image_env(ROOT), tmp_path, port)
     try:
-        assert response.status_code == 401  # production: what an HTTP probe on discovery would get
+        assert response.status_code == 200  # discovery, which needs no JWT unless IVIG_CDS_DISCOVERY_REQUIRES_JWT
         assert subprocess.run(probe, capture_output=True, text=True, timeout=30).returncode == 0
     finally:
         stop(server)
