@@ -354,9 +354,9 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, de
     for url in indications | set(observed):
         if not compiler.terminology.knows(url):
             raise DefinitionError(path, f"{where}: input names unknown ValueSet {url}")
-    definitions = [action.get("definitionCanonical")] + [sub.get("definitionCanonical") for sub in action.get("action", [])]
+    canonicals = [action.get("definitionCanonical")] + [sub.get("definitionCanonical") for sub in action.get("action", [])]
     chosen = []
-    for url in filter(None, definitions):
+    for url in filter(None, canonicals):
         if url not in regimens:
             raise DefinitionError(path, f"{where}: definitionCanonical {url} is not a loaded ActivityDefinition")
         chosen.append(regimens[url])
