@@ -35,7 +35,7 @@ def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: dat
     subject, data, order = _read_parameters(parameters, knowledge, max_entries)
     findings = [
         f
-        for f in engine.evaluate(
+        for f in engine.evaluate(knowledge, engine.prepare(
             knowledge,
             hook="order-select",
             selected_orders=[order],
@@ -43,7 +43,7 @@ def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: dat
             facts=facts_from(_as_prefetch(knowledge, data)),
             today=today,
             policy=policy,
-        )
+        ))
         if f.recommendation.plan_url == plan["url"]
     ]
     contained: list[dict] = []

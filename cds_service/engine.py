@@ -55,10 +55,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class Call:
-    """The IVIG drafts of one hook call, taken as one course, and the base inputs the knowledge's FHIRPath reads."""
+    """One hook call as the knowledge sees it: the IVIG drafts taken as one course, the patient's facts (a weight we
+    cannot believe removed), and the base inputs the knowledge's FHIRPath reads."""
 
+    hook: str
     orders: tuple[dict, ...]
     course: Course
+    facts: PatientFacts
+    today: date
+    policy: DosePolicy
     inputs: dict[str, Any]  # the base inputs by name; evaluation adds the named definitions it needs
     route_undetermined: bool
     index: ConceptIndex  # which ValueSets hold each of the call's concepts, each looked up once
@@ -77,7 +82,11 @@ def prepare(
     """The call's IVIG drafts and inputs; None when no selected order is IVIG (nor immunoglobulin whose route decides).
 
     Two IVIG drafts signed together are one patient's course, so they are checked by their sum and offered one
-    regimen, never one each."""
+    regimen, never one each. A recorded weight outside the plausible range is no weight: every fact and card then
+    reads as if none were on record, with the reason."""
+    age = facts.age_years(today)
+    if facts.weight is not None and (implausible := policy.implausible(facts.weight, age)) is not None:
+        facts = replace(facts, weight=None, weight_note=implausible)
     rules = knowledge.order_rules
     kinds = [(order, rules.kind(order)) for order in selected_orders]
     ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.IVIG)
@@ -103,31 +112,19 @@ def prepare(
         indications=knowledge.indications,
         today=today,
     )
-    return Call(ivig_orders, course, inputs, route_undetermined, index)
+    return Call(hook, ivig_orders, course, facts, today, policy, inputs, route_undetermined, index)
 
 
-def evaluate(
-    knowledge: KnowledgeBase,
-    *,
-    hook: str,
-    selected_orders: Sequence[dict],
-    draft_orders: Sequence[dict],
-    facts: PatientFacts,
-    today: date,
-    policy: DosePolicy,
-) -> list[Finding]:
-    """Findings for the IVIG orders among the selected orders, taken as one course; none when there is no IVIG order.
+def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
+    """Findings for a call's IVIG drafts (see prepare); none when there is no IVIG order.
 
     Each recommendation speaks at most once per call. When the only immunoglobulin orders are ones whose route
     decides (a dual-route product with no route), only the recommendations that speak of the route (read
     %routeUndetermined) are evaluated: the guideline's advice would be about a drug we cannot name yet."""
-    age = facts.age_years(today)
-    if facts.weight is not None and (implausible := policy.implausible(facts.weight, age)) is not None:
-        facts = replace(facts, weight=None, weight_note=implausible)  # a weight we cannot believe is no weight
-    call = prepare(knowledge, hook=hook, selected_orders=selected_orders, draft_orders=draft_orders, facts=facts,
-                   today=today, policy=policy)
     if call is None:
         return []
+    hook, facts, today, policy = call.hook, call.facts, call.today, call.policy
+    age = facts.age_years(today)
     standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
     diagnoses = set().union(*(call.index.valuesets(c.get("code")) for c in facts.conditions))
     candidates = knowledge.candidates(hook, diagnoses)

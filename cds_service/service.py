@@ -77,7 +77,7 @@ class CdsService:
             may_call=self.settings.may_call,
             public_only=self.settings.public_addresses_only,
         )
-        findings = engine.evaluate(
+        findings = engine.evaluate(self.knowledge, engine.prepare(
             self.knowledge,
             hook=request.hook,
             selected_orders=selected,
@@ -85,5 +85,5 @@ class CdsService:
             facts=facts_from(prefetch),
             today=today or date.today(),
             policy=self.settings.dose_policy,
-        )
+        ))
         return {"cards": cards.render(findings)}

@@ -117,7 +117,17 @@ def test_no_renal_warning_without_current_evidence(cards_by_topic, data):
     condition("I82.90", clinical="resolved", onset="2020-03-01"),
     condition("Z86.718", display="Personal history of other venous thrombosis and embolism"),
     condition("128053003", SNOMED, clinical="inactive"),
-], ids=["active-dvt", "resolved-dvt", "history-code", "inactive-snomed-dvt"])
+    condition("I82.C11", clinical="resolved", display="Acute embolism and thrombosis of right internal jugular vein"),
+    condition("I82.512", display="Chronic embolism and thrombosis of left femoral vein"),
+    condition("I82.611", display="Acute embolism and thrombosis of superficial veins of right upper extremity"),
+    condition("I67.6", display="Nonpyogenic thrombosis of intracranial venous system"),
+    condition("I67.6", "http://hl7.org/fhir/sid/icd-10", display="Nonpyogenic thrombosis of intracranial venous system"),
+    condition("I26.99", display="Other pulmonary embolism without acute cor pulmonale"),
+    condition("I63.9", clinical="resolved", display="Cerebral infarction, unspecified"),
+    condition("I21.4", clinical="resolved", display="Non-ST elevation (NSTEMI) myocardial infarction"),
+], ids=["active-dvt", "resolved-dvt", "history-code", "inactive-snomed-dvt", "jugular-the-guidelines-example",
+        "chronic-lower-limb", "upper-limb", "cerebral-venous", "cerebral-venous-who", "pulmonary-embolism",
+        "ischaemic-stroke", "myocardial-infarction"])
 def test_a_thrombosis_on_record_active_or_past_is_a_warning(cards_by_topic, thrombosis):
     card = cards_by_topic(conditions=[thrombosis])["SAFE-2-thrombosis"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
