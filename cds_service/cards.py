@@ -65,7 +65,7 @@ def card(finding: Finding) -> dict:
         "detail": detail(finding),
         "indicator": indicator,
         "source": {
-            "label": rec.documentation.get("display", "EFNS guideline on IVIG in neurological diseases (2008)"),
+            "label": rec.documentation["display"],
             "url": rec.documentation["url"],
             "topic": rec.topic,
         },
@@ -107,7 +107,7 @@ def _decision_card(decision: Finding) -> dict:
         "summary": departed["summary"] if departed else rec.title,
         "detail": "\n".join(lines).strip(),
         "indicator": min((a["indicator"] for a in alternatives), key=_SEVERITY.__getitem__),
-        "source": {"label": rec.documentation.get("display", "EFNS guideline on IVIG in neurological diseases (2008)"),
+        "source": {"label": rec.documentation["display"],
                    "url": rec.documentation["url"], "topic": rec.topic},
         "extension": {STATES: [f.recommendation.action_id for f in decision.alternatives]},
     }
@@ -131,7 +131,7 @@ def detail(finding: Finding) -> str:
         lines += ["**Regimen**", ""] + [f"- {line}" for line in _regimen_lines(rec.regimens, finding.facts.weight)] + [""]
     if rec.description:
         lines += [rec.description, ""]
-    lines += [f"> {doc['citation']}", ">", f"> — EFNS guideline on IVIG in neurological diseases (2008){where}", ""]
+    lines += [f"> {doc['citation']}", ">", f"> — {doc['display']}{where}", ""]
     facts = _patient_facts(finding)
     if facts:  # fact lines carry EHR text, and clients such as the Sandbox render raw HTML in Markdown
         lines += ["**Patient facts**", ""] + [f"- {html.escape(ehr_text(f), quote=False)}" for f in facts] + [""]

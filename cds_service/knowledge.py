@@ -315,6 +315,8 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, de
     if priority not in _PRIORITIES:
         raise DefinitionError(path, f"{where}: priority must be one of {_PRIORITIES}")
     documentation = need(action.get("documentation"), "documentation citing the guideline")[0]
+    need(documentation.get("display"), "documentation[0].display (the guideline's name, shown as the card's source)")
+    need(documentation.get("url"), "documentation[0].url (where the guideline is)")
     alternatives = tuple(e.get("valueId") for e in action.get("extension", []) if e.get("url") == DECIDES_BETWEEN)
     extensions = {e["url"]: e.get("valueCodeableConcept", {}).get("coding", [{}])[0] for e in action.get("extension", [])}
     if alternatives:  # it quotes the recommendations it decides between, each with its own sentence and level
