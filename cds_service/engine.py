@@ -14,8 +14,9 @@ from typing import Any
 
 from .fhirjson import obj, objects
 from .inputs import PatientFacts, named_inputs
-from .knowledge import KnowledgeBase, Recommendation
+from .knowledge import KnowledgeBase
 from .orders import OrderKind
+from .recommendation import Recommendation
 from .regimen import (
     Comparison,
     Course,

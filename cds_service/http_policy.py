@@ -20,8 +20,8 @@ from werkzeug.exceptions import HTTPException
 from .auth import AuthError
 from .config import Settings
 from .errors import RequestError, ServiceError, operation_outcome
-from .knowledge import UnreadableData
 from .prefetch import DataUnavailable
+from .recommendation import UnreadableData
 from .service import CdsService
 from .store import StoreError
 

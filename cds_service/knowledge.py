@@ -1,7 +1,7 @@
 """The guideline's knowledge, loaded, validated and indexed once at start-up.
 
 Everything disease-specific lives in `plandefinitions/` and `valuesets/` as FHIR R4 JSON. This
-module turns those files into `Recommendation`s the engine can evaluate without touching disk or
+module turns those files into `Recommendation`s (recommendation.py) the engine can evaluate without touching disk or
 parsing anything per request, and refuses to start on a definition it cannot trust: a broken
 file stops start-up with a message naming the file and the fault.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,12 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from .definitions import Compiler, DefinitionFault, Definitions, Expression
-from .errors import ServiceError
+from .definitions import Compiler, DefinitionFault, Definitions
 from .inputs import BASE_INPUTS, WEIGHT_REQUIREMENT
 from .orders import OrderRules
+from .recommendation import Condition, Recommendation
 from .regimen import Regimen, RegimenError, regimen_from_activity
-from .terminology import ConceptIndex, Terminology
+from .terminology import Terminology
 
 CANONICAL_BASE = "http://ivig-cds.org/fhir"
 STRENGTH = "http://hl7.org/fhir/StructureDefinition/cqf-strengthOfRecommendation"
@@ -45,72 +44,12 @@ SUMMARY_LIMIT = 140
 
 
 
-@dataclass(frozen=True)
-class Condition:
-    """One applicability condition."""
-
-    expression: Expression
-
-
 class DefinitionError(Exception):
     """A knowledge file we will not serve from."""
 
     def __init__(self, path: Path | str, fault: str):
         super().__init__(f"{path}: {fault}")
         self.path, self.fault = str(path), fault
-
-
-class UnreadableData(ServiceError):
-    """Patient data of the wrong shape for a recommendation's conditions (text where a number goes): the engine gives
-    no answer rather than a guess, and says why (http_policy answers 422)."""
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One top-level PlanDefinition action: a guideline recommendation, ready to evaluate."""
-
-    plan_url: str
-    action_id: str
-    topic: dict  # Coding identifying the recommendation
-    title: str
-    description: str
-    priority: str
-    level: dict  # Coding: EFNS level A/B/C, good practice point, no recommendation
-    evidence: dict | None  # Coding: EFNS evidence class, where the guideline states it
-    direction: str | None  # "for" | "against"
-    documentation: dict  # RelatedArtifact: guideline, section, the sentence itself, DOI
-    links: tuple[dict, ...]
-    hooks: frozenset[str]
-    indications: frozenset[str]  # diagnosis ValueSets; empty = applies to every IVIG order
-    conditions: tuple[Condition, ...]  # all must hold, checked in order
-    watched_valuesets: tuple[str, ...]  # ValueSets the conditions look at: the facts a card shows
-    observed_valuesets: tuple[str, ...]  # Observation inputs: the card shows the latest result of each, or its absence
-    inputs_used: frozenset[str]  # the base inputs the conditions rest on: the card states those facts (weight, age, courses)
-    regimens: tuple[Regimen, ...]
-    selection_behavior: str | None
-    source_file: str
-    #: action ids of the recommendations this one stands for when two or more of them apply: the record cannot tell
-    #: which (the purpose of the order, the severity), so one card states them all and what decides
-    alternatives: tuple[str, ...] = ()
-    #: said as a line in the main card, not as a card of its own (a reminder that holds for every order)
-    as_line: bool = False
-
-    @property
-    def level_text(self) -> str:
-        return self.level.get("display", self.level["code"])
-
-    def applies(self, values: dict[str, Any], definitions: Definitions, index: ConceptIndex) -> bool:
-        """All applicability conditions true (an empty or non-boolean result is false), checked in order; the named
-        facts are evaluated when a condition first needs them, once per call (`values` keeps them), and not at all when
-        an earlier condition fails or the logic is decided without them.
-
-        A condition that cannot be evaluated on this patient's data (a boolean where a date belongs,
-        text where a number does) is an answer we cannot give: UnreadableData, never a guess."""
-        resolve = definitions.resolver(values, index)
-        try:
-            return all(condition.expression.evaluate(values, index, resolve) == [True] for condition in self.conditions)
-        except Exception as exc:  # fhirpathpy raises bare Exceptions for type errors in the data
-            raise UnreadableData(f"recommendation {self.action_id} cannot be evaluated on this patient's data: {str(exc)[:200]}") from exc
 
 
 class KnowledgeBase:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-from .knowledge import CANONICAL_BASE, KnowledgeBase, Recommendation
+from .knowledge import CANONICAL_BASE, KnowledgeBase
 from .orders import ROLES
+from .recommendation import Recommendation
 from .regimen import describe_all
 
 _INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
