@@ -5,7 +5,6 @@ Used by the web endpoint and by `ivig-cds evaluate`, so both answer the same.
 
 from __future__ import annotations
 
-import logging
 from datetime import date
 
 import requests
@@ -14,13 +13,13 @@ from . import cards, discovery, engine, feedback, metrics, openapi
 from .config import Settings
 from .errors import RequestError
 from .inputs import facts_from
+from .jsonlog import current_request_id
 from .knowledge import KnowledgeBase
 from .orders import OrderKind
 from .prefetch import resolve
 from .protocol import HookRequest, parse_hook_request
-from .store import Store, StoreError
-
-log = logging.getLogger(__name__)
+from .recording import CardRecorder
+from .store import Store
 
 
 class CdsService:
@@ -31,6 +30,8 @@ class CdsService:
         self.settings = settings
         #: where returned cards and their feedback are kept; None (offline `evaluate`) records nothing
         self.store = store
+        #: writes the returned cards to the store off the request path (recording.py)
+        self.recorder = CardRecorder(store) if store is not None else None
         self.templates = discovery.prefetch_templates(knowledge)
         self.services = discovery.services(knowledge)
         plan_ids = [r["id"] for r in knowledge.resources.values() if r["resourceType"] == "PlanDefinition"]
@@ -46,20 +47,17 @@ class CdsService:
             raise RequestError(f"no CDS service with id {service_id!r}", status=404)
         response = self.answer(parse_hook_request(body, hook, self.settings.limits), today=today, session=session)
         metrics.current().count_cards(response["cards"])
-        if self.store is not None and response["cards"]:
-            try:
-                self.store.record_cards(service_id, hook, response["cards"])
-            except StoreError as exc:  # the advice matters more than its record: answer, and say so in the log
-                log.error("cards returned but not recorded (feedback on them will be refused): %s", exc)
+        if self.recorder is not None and response["cards"]:
+            self.recorder.record(service_id, hook, response["cards"], request_id=current_request_id())
         return response
 
     def feedback(self, service_id: str, body: bytes) -> None:
         """Store a POST to /cds-services/{service_id}/feedback. Raises RequestError (400, 404) or StoreError."""
         if self.hook_of(service_id) is None:
             raise RequestError(f"no CDS service with id {service_id!r}", status=404)
-        if self.store is None:
+        if self.store is None or self.recorder is None:
             raise RequestError("this instance keeps no feedback", status=404)
-        self.store.record_feedback(feedback.parse(body, service_id, self.store.cards, self.settings.limits.max_json_depth))
+        self.store.record_feedback(feedback.parse(body, service_id, self.recorder.cards, self.settings.limits.max_json_depth))
 
     def answer(self, request: HookRequest, *, today: date | None = None, session: requests.Session | None = None) -> dict:
         selected = request.selected_orders()

@@ -11,8 +11,9 @@ accepted suggestions' uuids and the override reason (a Coding and the clinician'
 
 Storage is SQLAlchemy 2: a SQLite file by default (created on first start), PostgreSQL by URL when several
 hosts share one store. The schema is created and upgraded by Alembic (cds_service/migrations) at start-up,
-so an upgrade of the service never loses stored feedback. Recording a call's cards is one multi-row
-INSERT in one transaction; reading happens only for feedback and for the report.
+so an upgrade of the service never loses stored feedback. Cards are written as one multi-row INSERT in one
+transaction, for one call or for several (recording.py writes them off the request path); reading happens only for
+feedback and for the report.
 """
 
 from __future__ import annotations
@@ -251,20 +252,11 @@ class Store:
 
     def record_cards(self, service_id: str, hook: str, cards: Sequence[dict], *, now: datetime | None = None) -> None:
         """One multi-row INSERT in one transaction for all the cards of one call."""
+        self.insert_cards(card_rows(service_id, hook, cards, now or datetime.now(UTC)))
+
+    def insert_cards(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows made by card_rows (of one call or several) in one multi-row INSERT, in one transaction."""
         self._after_fork()
-        shown_at = now or datetime.now(UTC)
-        rows = [
-            {
-                "uuid": card["uuid"],
-                "service_id": service_id,
-                "hook": hook,
-                "recommendation": _topic_code(card),
-                "indicator": str(card.get("indicator", "")),
-                "shown_at": shown_at,
-                "suggestions": [s["uuid"] for s in card.get("suggestions", ()) if isinstance(s, dict) and "uuid" in s],
-            }
-            for card in cards
-        ]
         if not rows:
             return
         with self._failing(f"cannot record cards in the {self.kind} store"), self.engine.begin() as connection:
@@ -356,6 +348,22 @@ class Store:
         if os.getpid() != self._pid:
             self.engine.dispose(close=False)
             self._pid = os.getpid()
+
+
+def card_rows(service_id: str, hook: str, cards: Sequence[dict], shown_at: datetime) -> list[dict[str, Any]]:
+    """The rows that record the cards of one call: what identifies each card and its recommendation, nothing else."""
+    return [
+        {
+            "uuid": card["uuid"],
+            "service_id": service_id,
+            "hook": hook,
+            "recommendation": _topic_code(card),
+            "indicator": str(card.get("indicator", "")),
+            "shown_at": shown_at,
+            "suggestions": [s["uuid"] for s in card.get("suggestions", ()) if isinstance(s, dict) and "uuid" in s],
+        }
+        for card in cards
+    ]
 
 
 def _topic_code(card: dict) -> str:

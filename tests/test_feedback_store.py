@@ -5,6 +5,8 @@ Each test runs on a SQLite file and on the real PostgreSQL (tests/store_fixtures
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +56,11 @@ def cards_of(client, body: dict, path: str = SELECT) -> list[dict]:
     return response.get_json()["cards"]
 
 
+def written(client) -> None:
+    """Wait for the writer: the cards are recorded off the request path (recording.py)."""
+    assert client.application.extensions["ivig_cds"].recorder.flush(timeout=30)
+
+
 def rows(store: Store, table) -> list[dict]:
     with store.engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(select(table))]
@@ -75,6 +82,7 @@ def test_every_card_returned_is_recorded_with_its_suggestions(client, store):
     before = datetime.now(UTC)
     cards = cards_of(client, gbs_request())
     assert cards
+    written(client)
     recorded = {row["uuid"]: row for row in rows(store, CARDS)}
     assert set(recorded) == {c["uuid"] for c in cards}
     for card in cards:
@@ -90,6 +98,7 @@ def test_every_card_returned_is_recorded_with_its_suggestions(client, store):
 def test_a_call_without_cards_records_nothing(client, store):
     other = hook_request([medication_request("N02BE01", status="draft", id="para")], prefetch=prefetch())
     assert cards_of(client, other) == []
+    written(client)
     assert rows(store, CARDS) == []
 
 
@@ -111,6 +120,7 @@ def test_no_patient_data_is_stored(client, store, store_url, tmp_path):
     assert client.post(SELECT + "/feedback", json={"feedback": [{
         "card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": now_iso(),
         "overrideReason": {"reason": {"system": NON_ADHERENCE, "code": "expert-contradicts"}, "userComment": comment}}]}).status_code == 200
+    written(client)
     stored = repr(rows(store, CARDS)) + repr(rows(store, FEEDBACK))
     for name, value in secrets.items():
         assert value not in stored, name
@@ -123,16 +133,56 @@ def test_no_patient_data_is_stored(client, store, store_url, tmp_path):
             assert value.encode() not in files, name
 
 
-def test_cards_are_answered_even_when_they_cannot_be_recorded(client, store):
-    """The advice matters more than its record: with the store's tables gone, the call still gets its cards."""
+def test_cards_are_answered_even_when_they_cannot_be_recorded(client, store, caplog):
+    """The advice matters more than its record: with the store's tables gone, the call still gets its cards, and the
+    log says which call's cards were not recorded."""
     with store.engine.begin() as connection:
         connection.execute(text("DROP TABLE cds_feedback"))
         connection.execute(text("DROP TABLE cds_card"))
-    assert cards_of(client, gbs_request())
+    answer = client.post(SELECT, json=gbs_request())
+    assert answer.status_code == 200 and answer.get_json()["cards"]
+    written(client)
+    (line,) = [r for r in caplog.records if r.name == "cds_service.recording"]
+    assert line.levelname == "ERROR" and "not recorded" in line.getMessage()
+    assert line.request_id == answer.headers["X-Request-ID"] and line.cards == len(answer.get_json()["cards"])
     response = client.post(SELECT + "/feedback", json={"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted",
                                                                        "outcomeTimestamp": now_iso()}]})
     assert response.status_code == 503
     assert response.get_json()["issue"][0]["code"] == "transient"
+
+
+def test_a_call_the_store_refuses_costs_no_other_call_its_record(app, client, store, caplog):
+    """Calls recorded together share a transaction; when the store refuses one call's rows (here: cards recorded
+    already), every other call is still recorded and the refused one is logged."""
+    first, second = cards_of(client, gbs_request()), cards_of(client, gbs_request())
+    written(client)
+    recorder = app.extensions["ivig_cds"].recorder
+    third = cards_of(client, gbs_request())
+    recorder.record("ivig-order-select", "order-select", first, request_id="again")  # same uuids: refused
+    recorder.record("ivig-order-select", "order-select", [dict(c, uuid=str(uuid.uuid4())) for c in second])
+    written(client)
+    assert len(rows(store, CARDS)) == len(first) + 2 * len(second) + len(third)
+    refused = [r for r in caplog.records if r.name == "cds_service.recording"]
+    assert [r.request_id for r in refused] == ["again"]
+
+
+def test_cards_handed_to_the_recorder_are_written_before_the_process_ends(store_url, tmp_path):
+    """A process that answered and ends normally (gunicorn ends a worker with sys.exit) leaves no card unwritten."""
+    script = (
+        "import sys, uuid\n"
+        "from cds_service.recording import CardRecorder\n"
+        "from cds_service.store import Store\n"
+        "recorder = CardRecorder(Store(sys.argv[1]))\n"
+        "for n in range(50):\n"
+        "    recorder.record('ivig-order-select', 'order-select', [{'uuid': f'exit-{n}', 'indicator': 'info'}])\n"
+        "sys.exit(0)\n"
+    )
+    make_app(store_url)  # creates the schema
+    done = subprocess.run([sys.executable, "-c", script, store_url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    store = Store(store_url)
+    assert sorted(r["uuid"] for r in rows(store, CARDS)) == sorted(f"exit-{n}" for n in range(50))
+    store.release_connections()
 
 
 # ---- feedback ------------------------------------------------------------------------------------------

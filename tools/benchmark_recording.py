@@ -2,7 +2,7 @@
 
     python tools/benchmark_recording.py [--calls N] [--store-url URL]
 
-The same app answers the same card-producing call with recording on and off (its store detached), in
+The same app answers the same card-producing call with recording on and off (its recorder detached), in
 alternating blocks so that drift of the machine falls on both alike; the figures are per call, through
 Flask's test client (no network). The default store is a fresh SQLite file in the temp dir; pass a
 PostgreSQL URL to measure that instead (the tables are created in its default schema).
@@ -36,7 +36,7 @@ def main() -> None:
     url = args.store_url or f"sqlite:///{tempfile.mkdtemp(prefix='ivig-cds-bench-')}/store.sqlite3"
     app = create_app(Settings(knowledge_root=ROOT, mode="development", auth=AuthSettings.development(), store_url=url))
     service, client = app.extensions["ivig_cds"], app.test_client()
-    store = service.store
+    store, recorder = service.store, service.recorder
     body = hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs(onset=days_ago(5))], weights=[weight(70, when=days_ago(1))]))
     cards = client.post("/cds-services/ivig-order-select", json=body).get_json()["cards"]
     times: dict[bool, list[float]] = {True: [], False: []}
@@ -44,13 +44,14 @@ def main() -> None:
         client.post("/cds-services/ivig-order-select", json=body)
     for block in range(2 * args.calls // BLOCK):
         recording = block % 2 == 0
-        service.store = store if recording else None
+        service.recorder = recorder if recording else None
         for _ in range(BLOCK):
             start = time.perf_counter()
             response = client.post("/cds-services/ivig-order-select", json=body)
             times[recording].append(time.perf_counter() - start)
             assert response.status_code == 200
-    service.store = store
+    service.recorder = recorder
+    recorder.flush()
     inserts: list[float] = []
     for _ in range(args.calls):
         start = time.perf_counter()
