@@ -348,3 +348,42 @@ def test_a_path_over_an_empty_fact_is_empty_as_fhirpathpy_says(knowledge, patien
         for expression in shortcut:
             if not values[expression.empty_from]:
                 assert expression.run({}, values) == [], (patient.name, expression.text)
+
+
+def test_the_threshold_path_gives_what_plain_fhirpathpy_gives(knowledge, patients):
+    """`%x.where(path < number)` is answered by walking the records; fhirpathpy must agree on every catalogue patient
+    and on records of every odd shape (where the walk is not sure, it leaves the answer to fhirpathpy)."""
+    thresholds = [d.expression for d in knowledge.definitions if d.expression.threshold is not None]
+    assert thresholds, "no definition takes the threshold path any more"
+    odd_values: list[dict[str, Any]] = [
+        {"valueQuantity": {"value": 59}}, {"valueQuantity": {"value": 60}}, {"valueQuantity": {"value": 60.0}},
+        {"valueQuantity": {"value": 59.999}}, {"valueQuantity": {"value": -1}}, {"valueQuantity": {"value": 1e6}},
+        {"valueQuantity": {"unit": "mL/min"}}, {}, {"valueQuantity": {"value": "50"}}, {"valueQuantity": {"value": True}},
+        {"valueQuantity": {"value": [50]}}, {"valueQuantity": [{"value": 50}]}, {"valueInteger": 50}, {"valueString": "50"},
+        {"valueQuantity": {"value": 50}, "valueInteger": 50}, {"valueQuantity": {"_value": {"extension": []}}},
+        {"valueCodeableConcept": {"text": "low"}}, {"valueQuantity": {"value": None}},
+    ]
+    odd = [{"resourceType": "Observation", "id": f"odd-{n}", "status": "final", **value} for n, value in enumerate(odd_values)]
+    differ, answered = [], 0
+    for patient in patients:
+        values = dict(patient.inputs)
+        for name in evaluation_order(knowledge):
+            defined(knowledge.definitions, name, values, patient.index)
+        cases = [values] + [{**values, e.threshold.base: [record]} for e in thresholds for record in odd]
+        for case in cases:
+            for expression in thresholds:
+                assert expression.threshold is not None
+                answer = expression.threshold(case.__getitem__)
+                if answer is None:
+                    continue
+                answered += 1
+                try:
+                    expected = [item.data if isinstance(item, ResourceNode) else item for item in expression.run({}, case)]
+                except Exception as exc:  # noqa: BLE001 - fhirpathpy refuses the data: the walk must not have answered
+                    expected = f"error: {exc}"
+                got = [getattr(item, "data", item) for item in answer]
+                if got != expected:
+                    differ.append(f"{patient.name!r}: {expression.text} on {comparable(case[expression.threshold.base])}\n"
+                                  f"    walk: {comparable(got)}\n    fhirpathpy: {comparable(expected)}")
+    assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:SHOWN])
+    assert answered >= len(patients) * len(thresholds), "the threshold path leaves most answers to fhirpathpy"
