@@ -79,8 +79,10 @@ def prepare(
     facts: PatientFacts,
     today: date,
     policy: DosePolicy,
+    kinds: Sequence[OrderKind] | None = None,
 ) -> Call | None:
     """The call's IVIG drafts and inputs; None when no selected order is IVIG (nor immunoglobulin whose route decides).
+    `kinds`: the selected orders' kinds, when the caller has them already (one per order, in order).
 
     Two IVIG drafts signed together are one patient's course, so they are checked by their sum and offered one
     regimen, never one each. A recorded weight outside the plausible range is no weight: every fact and card then
@@ -89,11 +91,11 @@ def prepare(
     if facts.weight is not None and (implausible := policy.implausible(facts.weight, age)) is not None:
         facts = replace(facts, weight=None, weight_note=implausible)
     rules = knowledge.order_rules
-    kinds = [(order, rules.kind(order)) for order in selected_orders]
-    ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.IVIG)
+    pairs = list(zip(selected_orders, kinds if kinds is not None else [rules.kind(o) for o in selected_orders], strict=True))
+    ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.IVIG)
     route_undetermined = not ivig_orders
     if route_undetermined:
-        ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.ROUTE_DECIDES)
+        ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
     if not ivig_orders:
         return None
     course = Course(tuple(draft_dosage(o) for o in ivig_orders))

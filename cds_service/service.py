@@ -61,8 +61,8 @@ class CdsService:
 
     def answer(self, request: HookRequest, *, today: date | None = None, session: requests.Session | None = None) -> dict:
         selected = request.selected_orders()
-        kinds = {self.knowledge.order_rules.kind(order) for order in selected}
-        if kinds <= {OrderKind.OTHER}:
+        kinds = [self.knowledge.order_rules.kind(order) for order in selected]  # each order's kind, once per call
+        if set(kinds) <= {OrderKind.OTHER}:
             return {"cards": []}  # not our order: no data fetched, nothing said
         prefetch = {} if OrderKind.IVIG not in kinds else resolve(  # "the route decides" needs no patient data
             request,
@@ -83,5 +83,6 @@ class CdsService:
             facts=facts_from(prefetch),
             today=today or date.today(),
             policy=self.settings.dose_policy,
+            kinds=kinds,
         ))
         return {"cards": cards.render(findings)}
