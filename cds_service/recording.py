@@ -2,8 +2,9 @@
 
 Why: writing the card rows inside the call made every call wait for a transaction of the store (a commit on SQLite,
 round trips to PostgreSQL), and the calls of one process queued for the store's write lock. Here the call hands its
-rows to this process's recorder and answers; one writer thread per process writes whatever has come in since its
-last write in one transaction, so concurrent calls share a commit.
+rows to this process's recorder and answers; one writer thread per process writes what has come in in one
+transaction, waiting up to ``linger_seconds`` after the first call of a batch for others to join it, so that calls
+share a commit even when they do not overlap (a transaction costs the process more than the rows in it).
 
 What must not change:
 - Feedback is checked against the recorded cards, and may come at once, to any worker or host. So a lookup that
@@ -42,9 +43,12 @@ class _Pending:
 class CardRecorder:
     """Writes the cards of each call to the store in a thread of its own; thread-safe, one per process."""
 
-    def __init__(self, store: Store, *, grace_seconds: float = 1.0, max_pending: int = 10_000):
+    def __init__(self, store: Store, *, grace_seconds: float = 1.0, linger_seconds: float = 0.02, batch_rows: int = 500,
+                 max_pending: int = 10_000):
         self.store = store
         self.grace_seconds = grace_seconds
+        self.linger_seconds = linger_seconds
+        self.batch_rows = batch_rows
         self.max_pending = max_pending
         self._started_in: int | None = None  # the process whose writer thread runs (a forked worker starts its own)
         self._setup()
@@ -56,6 +60,7 @@ class CardRecorder:
         self._handed = 0  # calls handed to the recorder, and calls written (or given up on), in this process
         self._done = 0
         self._closing = False
+        self._hurry = False  # someone waits for the writes: no lingering
 
     def record(self, service_id: str, hook: str, cards: Sequence[dict], *, request_id: str | None = None) -> None:
         """Hand one call's cards over; shown now. Returns at once unless the store is ``max_pending`` rows behind."""
@@ -77,6 +82,8 @@ class CardRecorder:
             return True
         with self._condition:
             target = self._handed
+            self._hurry = True
+            self._condition.notify_all()
             return self._condition.wait_for(lambda: self._done >= target, timeout)
 
     def cards(self, uuids: Iterable[str]) -> dict[str, RecordedCard]:
@@ -121,6 +128,9 @@ class CardRecorder:
                 self._condition.wait_for(lambda: self._queue or self._closing)
                 if not self._queue:
                     return
+                self._condition.wait_for(lambda: self._hurry or self._closing or self._queued_rows >= self.batch_rows,
+                                         self.linger_seconds)
+                self._hurry = False
                 batch, self._queue, self._queued_rows = self._queue, [], 0
                 self._condition.notify_all()  # calls waiting for room may go on
             self._write(batch)
