@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import fhirpathpy
@@ -56,7 +57,7 @@ class Membership:
 
     def __call__(self, values: Mapping[str, Any], index: ConceptIndex) -> list:
         found = (r for r in values[self.base] if isinstance(r, dict) and index.member_of(_element(r, self.element), self.url))
-        return list(found)[:1] if self.first else list(found)
+        return list(islice(found, 1)) if self.first else list(found)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from .fhirjson import obj, objects
@@ -68,6 +69,16 @@ class Call:
     inputs: dict[str, Any]  # the base inputs by name; evaluation adds the named definitions it needs
     route_undetermined: bool
     index: ConceptIndex  # which ValueSets hold each of the call's concepts, each looked up once
+
+    @cached_property
+    def newest_results(self) -> dict[str, dict]:
+        """The newest result on record in each ValueSet (observations come newest first): one pass over the record
+        for the call, not one per ValueSet a card shows."""
+        newest: dict[str, dict] = {}
+        for observation in self.inputs["observations"]:
+            for url in self.index.valuesets(observation.get("code")):
+                newest.setdefault(url, observation)
+        return newest
 
 
 def prepare(
@@ -206,7 +217,7 @@ def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tupl
             found.setdefault(id(course), course)
     missing = []
     for url in dict.fromkeys(rec.observed_valuesets + rec.watched_valuesets):  # each once, observed first
-        latest = next((o for o in inputs["observations"] if index.member_of(o.get("code"), url)), None)
+        latest = call.newest_results.get(url)
         if latest is not None:
             found.setdefault(id(latest), latest)
         elif url in rec.observed_valuesets:
