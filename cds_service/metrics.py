@@ -57,10 +57,23 @@ class Metrics:
         self.jwt_rejections = Counter("ivig_cds_jwt_rejections", "Calls refused for their JWT (or the replay store), "
                                       "by reason", ["reason"], registry=self.registry)
 
+        # each series' child, looked up once: prometheus_client's labels() checks and locks on every call
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def count_cards(self, cards: list[dict[str, Any]]) -> None:
         for card in cards:
             topic = (card.get("source") or {}).get("topic") or {}
-            self.cards.labels(str(topic.get("code", "")), str(card.get("indicator", ""))).inc()
+            self._child(self.cards, str(topic.get("code", "")), str(card.get("indicator", ""))).inc()
+
+    def observe_request(self, endpoint: str, service: str, status: str, seconds: float) -> None:
+        self._child(self.request_seconds, endpoint, service, status).observe(seconds)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes: every process's values when they are shared through files."""

@@ -118,7 +118,7 @@ def register(app: Flask, verifier: JwtVerifier) -> None:
         endpoint = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
         service = (request.view_args or {}).get("service_id", "")
         service = service if service in services else ""
-        metrics.current().request_seconds.labels(endpoint, service, str(response.status_code)).observe(elapsed)
+        metrics.current().observe_request(endpoint, service, str(response.status_code), elapsed)
         client = proxies.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
         access_log.info("%s %s %d", request.method, request.path, response.status_code,
                         extra={"method": request.method, "path": request.path, "status": response.status_code,

@@ -74,7 +74,8 @@ class CardRecorder:
             self._queue.append(_Pending(rows, request_id))
             self._queued_rows += len(rows)
             self._handed += 1
-            self._condition.notify_all()
+            if len(self._queue) == 1 or self._queued_rows >= self.batch_rows:  # the writer waits for a first call, or
+                self._condition.notify_all()  # lingers until its batch is full: only then is it woken
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every call handed over before now is written (or logged as not); False on timeout."""
