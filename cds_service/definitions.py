@@ -331,7 +331,7 @@ class _LogicParser:
         if suffix in (".exists()", ".empty()"):
             self.at += 1
             wanted = suffix == ".exists()"
-            return lambda resolve: [bool(_items(resolve(name))) is wanted]
+            return lambda resolve: [_present(resolve(name)) is wanted]
         operator = self._peek(5)
         if operator is None:
             return lambda resolve: _boolean(resolve(name))
@@ -356,6 +356,11 @@ class _LogicParser:
 def _items(value: Any) -> list:
     items = value if isinstance(value, list) else [value]
     return [getattr(item, "data", item) for item in items]  # fhirpathpy's raw answers wrap resources
+
+
+def _present(value: Any) -> bool:
+    """FHIRPath's exists() of a fact: a value that is not a collection is one item."""
+    return len(value) > 0 if isinstance(value, list) else True
 
 
 def _boolean(value: Any) -> Answer:

@@ -45,7 +45,7 @@ from .fhir_client import (
     outcome_summary,
     wants_every_page,
 )
-from .fhirjson import obj, objects
+from .fhirjson import objects
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,9 @@ def resolve(
         if value is None:
             result[key] = None
             continue
-        if _is_resource(value) and value["resourceType"] != "OperationOutcome" and _failure(value) is None:
-            value = _without_outcomes(value)
+        failure, screened = _screened(value) if _is_resource(value) else (None, value)
+        if _is_resource(value) and value["resourceType"] != "OperationOutcome" and failure is None:
+            value = screened
             if next_link(value) is None or not wants_every_page(template):
                 result[key] = value
             else:
@@ -276,11 +277,11 @@ def _run_parallel(jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None
             fail(keys, exc.reason, exc.code)
             continue
         for key, value in answers.items():
-            failure = _failure(value) if value is not None else None
+            failure, screened = _screened(value) if value is not None else (None, None)
             if failure is not None:
                 fail((key,), f"the search reported an error ({outcome_summary(failure)})", "exception")
                 continue
-            fetched[key] = _without_outcomes(value) if value is not None else None
+            fetched[key] = screened
     log.debug("prefetch: %d search(es) in %.3fs", len(jobs), time.monotonic() - started)
     if reasons:
         log.warning("prefetch unavailable for keys %s", {key: codes[key] for key in reasons})  # reasons may name the patient
@@ -288,23 +289,43 @@ def _run_parallel(jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None
     return fetched
 
 
-def _failure(resource: dict) -> dict | None:
-    """An OperationOutcome entry with an error or fatal issue: the search did not fully run, so an
-    empty or partial result must not be read as "no data" (a missed diagnosis is a wrong card)."""
-    if resource.get("resourceType") != "Bundle":
-        return None
-    for entry in objects(resource.get("entry")):
-        outcome = obj(entry.get("resource"))
-        failed = any(issue.get("severity") in ("error", "fatal") for issue in objects(outcome.get("issue")))
-        if outcome.get("resourceType") == "OperationOutcome" and failed:
-            return outcome
-    return None
+def _screened(resource: dict) -> tuple[dict | None, dict]:
+    """A Bundle's failure and the Bundle without its outcomes, from one pass over the entries (a prefetch may hold
+    thousands):
+
+    - the first OperationOutcome entry with an error or fatal issue, else None: the search did not fully run, so an
+      empty or partial result must not be read as "no data" (a missed diagnosis is a wrong card);
+    - the Bundle without its OperationOutcome entries (search.mode 'outcome' or any OperationOutcome)."""
+    entries = resource.get("entry")
+    if resource.get("resourceType") != "Bundle" or not isinstance(entries, list):
+        return None, resource
+    failure, kept = None, []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        found = entry.get("resource")
+        if isinstance(found, dict) and found.get("resourceType") == "OperationOutcome":
+            if failure is None and any(issue.get("severity") in ("error", "fatal") for issue in objects(found.get("issue"))):
+                failure = found
+            continue
+        search = entry.get("search")
+        if isinstance(search, dict) and search.get("mode") == "outcome":
+            continue
+        kept.append(entry)
+    if len(kept) == len(entries):
+        return failure, resource
+    stripped = dict(resource)
+    if kept:
+        stripped["entry"] = kept
+    else:
+        del stripped["entry"]
+    return failure, stripped
 
 
 def _why_not_prefetched(value: Any) -> str:
     if value is _ABSENT:
         return "not prefetched"
-    if _is_resource(value) and (failure := _failure(value)) is not None:
+    if _is_resource(value) and (failure := _screened(value)[0]) is not None:
         return f"client's search reported an error (OperationOutcome: {outcome_summary(failure)})"
     if _is_resource(value):  # an OperationOutcome
         return f"client could not prefetch it (OperationOutcome: {outcome_summary(value)})"
@@ -313,19 +334,3 @@ def _why_not_prefetched(value: Any) -> str:
 
 def _is_resource(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("resourceType"), str)
-
-
-def _without_outcomes(resource: dict) -> dict:
-    """A Bundle without its OperationOutcome entries (search.mode 'outcome' or any OperationOutcome)."""
-    if resource.get("resourceType") != "Bundle" or not isinstance(resource.get("entry"), list):
-        return resource
-    kept = [e for e in objects(resource["entry"])
-            if obj(e.get("search")).get("mode") != "outcome" and obj(e.get("resource")).get("resourceType") != "OperationOutcome"]
-    if kept == resource["entry"]:
-        return resource
-    stripped = dict(resource)
-    if kept:
-        stripped["entry"] = kept
-    else:
-        del stripped["entry"]
-    return stripped
