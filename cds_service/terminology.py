@@ -103,6 +103,14 @@ class Terminology:
             self._memo[key] = found
         return found
 
+    def concept_valuesets(self, value: Any) -> frozenset[str]:
+        """codings_in(value), frozen; a CodeableConcept of one coding (most records) straight from the code's memo."""
+        if isinstance(value, dict):
+            codings = value.get("coding")
+            if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict):
+                return self.valuesets_of(codings[0].get("system"), codings[0].get("code"))
+        return frozenset(self.codings_in(value))
+
     def codings_in(self, value: Any) -> set[str]:
         """ValueSets of a Coding, a CodeableConcept, or a list of either."""
         found: set[str] = set()
@@ -164,7 +172,7 @@ class ConceptIndex:
     def valuesets(self, concept: Any) -> frozenset[str]:
         known = self._found.get(id(concept))
         if known is None:
-            known = self._found[id(concept)] = (concept, frozenset(self._terminology.codings_in(concept)))
+            known = self._found[id(concept)] = (concept, self._terminology.concept_valuesets(concept))
         return known[1]
 
     def member_of(self, concept: Any, url: str) -> bool:
