@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import fhirpathpy
 from fhirpathpy.models import models
@@ -243,14 +243,15 @@ def _empty_from(text: str) -> str | None:
 
 class Logic:
     """A condition that is only logic over named facts, evaluated without fhirpathpy: `%a.exists()`, `%b.empty()`,
-    `%c` (a boolean), `%d < 18`, `%hook = 'order-sign'`, joined by `and`, `or`, `.not()` and parentheses, with
+    `%c` (a boolean), `%d < 18`, `%hook = 'order-sign'`, `%e > %f * (1 + %g)` (+ and * on numbers), joined by `and`,
+    `or`, `.not()` and parentheses, with
     FHIRPath's three-valued logic. Most conditions are of this shape once the facts are named, and fhirpathpy spends
     far longer setting up than deciding them. Whatever it cannot decide exactly (a fact that is not a boolean where one
     is read, a collection of several where one value is compared), it leaves to fhirpathpy; the tests compare both
     on every catalogue patient."""
 
     _TOKEN = re.compile(r"\s*(?:(%[A-Za-z]\w*)|(\.exists\(\)|\.empty\(\)|\.not\(\))|(and|or)\b|([()])|(<=|>=|<|>|=)"
-                        r"|(-?\d+(?:\.\d+)?)|'([^'\\]*)'|(true|false)\b)")
+                        r"|(-?\d+(?:\.\d+)?)|'([^'\\]*)'|(true|false)\b|([*+]))")
 
     def __init__(self, run: _Run):
         self._run = run
@@ -273,6 +274,9 @@ class Logic:
         except _NotLogic:
             return None
         return cls(run) if parser.done() else None
+
+
+_T = TypeVar("_T")
 
 
 class _NotLogic(Exception):
@@ -313,16 +317,18 @@ class _LogicParser:
         return run
 
     def _unary(self) -> _Run:
-        if self._peek(4) == "(":
-            self.at += 1
-            run = self.expression()
-            if self._take(4) != ")":
-                raise _NotLogic
-        else:
-            run = self._fact()
+        run = self._grouped(self.expression) if self._peek(4) == "(" else self._fact()
         while self._peek(2) == ".not()":
             self.at += 1
             run = _not(run)
+        return run
+
+    def _grouped(self, inner: Callable[[], _T]) -> _T:
+        """`( inner )`, at an opening parenthesis."""
+        self.at += 1
+        run = inner()
+        if self._take(4) != ")":
+            raise _NotLogic
         return run
 
     def _fact(self) -> _Run:
@@ -336,8 +342,40 @@ class _LogicParser:
         if operator is None:
             return lambda resolve: _boolean(resolve(name))
         self.at += 1
-        literal = self._literal()
-        return lambda resolve: _compare(resolve(name), operator, literal)
+        if not self._arithmetic_follows():
+            literal = self._literal()
+            return lambda resolve: _compare(resolve(name), operator, literal)
+        computed = self._sum()
+        return lambda resolve: _compare_numbers(resolve(name), operator, computed(resolve))
+
+    def _arithmetic_follows(self) -> bool:
+        """Is the right side of a comparison arithmetic (`%b * (1 + %c)`) rather than one literal?"""
+        if self._peek(1) is not None or self._peek(4) == "(":
+            return True
+        return self.at + 1 < len(self.tokens) and self.tokens[self.at + 1].group(9) is not None
+
+    def _sum(self) -> _Number:
+        run = self._product()
+        while self._peek(9) == "+":
+            self.at += 1
+            run = _arithmetic(run, self._product(), lambda a, b: a + b)
+        return run
+
+    def _product(self) -> _Number:
+        run = self._operand()
+        while self._peek(9) == "*":
+            self.at += 1
+            run = _arithmetic(run, self._operand(), lambda a, b: a * b)
+        return run
+
+    def _operand(self) -> _Number:
+        if self._peek(4) == "(":
+            return self._grouped(self._sum)
+        if (name := self._peek(1)) is not None:
+            self.at += 1
+            return lambda resolve: _number(resolve(name[1:]))
+        number = Decimal(self._take(6))
+        return lambda resolve: number
 
     def _literal(self) -> Any:
         if self.at >= len(self.tokens):
@@ -388,6 +426,45 @@ def _compare(value: Any, operator: str, literal: Any) -> Answer:
     if isinstance(literal, (bool, str)):
         return None
     return [{"<": item < literal, ">": item > literal, "<=": item <= literal, ">=": item >= literal}[operator]]
+
+
+_Number = Callable[[Callable[[str], Any]], Any]  # a number (int or Decimal), _EMPTY or _UNSURE, from facts by name
+_EMPTY = object()
+
+
+def _number(value: Any) -> Any:
+    """A fact as an operand of FHIRPath arithmetic: its one number, _EMPTY, or _UNSURE for anything fhirpathpy should
+    judge (several items, text, a boolean, a float, whose arithmetic fhirpathpy does its own way)."""
+    items = _items(value)
+    if not items:
+        return _EMPTY
+    item = items[0]
+    if len(items) > 1 or isinstance(item, bool) or not isinstance(item, (int, Decimal)):
+        return _UNSURE
+    return item
+
+
+def _arithmetic(left: _Number, right: _Number, operate: Callable[[Any, Any], Any]) -> _Number:
+    """FHIRPath + or * on numbers, as fhirpathpy computes it (Python's int and Decimal arithmetic): empty when an
+    operand is empty."""
+    def answer(resolve: Callable[[str], Any]) -> Any:
+        a, b = left(resolve), right(resolve)
+        if a is _UNSURE or b is _UNSURE:
+            return _UNSURE
+        if a is _EMPTY or b is _EMPTY:
+            return _EMPTY
+        return operate(a, b)
+    return answer
+
+
+def _compare_numbers(value: Any, operator: str, computed: Any) -> Answer:
+    """A fact compared with computed arithmetic; None (ask fhirpathpy) unless both are numbers or empty."""
+    left = _number(value)
+    if left is _UNSURE or computed is _UNSURE:
+        return None
+    if left is _EMPTY or computed is _EMPTY:
+        return []
+    return [_ORDER[operator](left, computed)] if operator in _ORDER else [left == computed]
 
 
 def _not(run: _Run) -> _Run:

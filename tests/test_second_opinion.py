@@ -11,6 +11,7 @@ Also: the engine's fast membership path (Compiler._membership) gives the collect
 """
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ import pytest
 from fhirpathpy.engine.nodes import FP_Type, ResourceNode
 
 from cds_service import discovery, engine
-from cds_service.definitions import Definitions
+from cds_service.definitions import Definitions, Expression
 from cds_service.inputs import facts_from
 from cds_service.knowledge import KnowledgeBase, load
 from cds_service.prefetch import resolve
@@ -350,6 +351,22 @@ def test_a_path_over_an_empty_fact_is_empty_as_fhirpathpy_says(knowledge, patien
                 assert expression.run({}, values) == [], (patient.name, expression.text)
 
 
+def plain_fhirpathpy(expression: Expression, values: dict[str, Any]) -> list | str:
+    """fhirpathpy's answer (resources unwrapped), or the error it raises: a fast path must not answer where it refuses."""
+    try:
+        return [item.data if isinstance(item, ResourceNode) else item for item in expression.run({}, values)]
+    except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exceptions on data it refuses
+        return f"error: {exc}"
+
+
+def disagreement(answer: list | None, expression: Expression, values: dict[str, Any]) -> str | None:
+    """None when a fast path left the answer to fhirpathpy, "" when it gave fhirpathpy's answer, else both answers."""
+    if answer is None:
+        return None
+    got, expected = [getattr(item, "data", item) for item in answer], plain_fhirpathpy(expression, values)
+    return "" if got == expected else f"fast path {comparable(got)}, fhirpathpy {comparable(expected)}"
+
+
 def test_the_threshold_path_gives_what_plain_fhirpathpy_gives(knowledge, patients):
     """`%x.where(path < number)` is answered by walking the records; fhirpathpy must agree on every catalogue patient
     and on records of every odd shape (where the walk is not sure, it leaves the answer to fhirpathpy)."""
@@ -373,17 +390,33 @@ def test_the_threshold_path_gives_what_plain_fhirpathpy_gives(knowledge, patient
         for case in cases:
             for expression in thresholds:
                 assert expression.threshold is not None
-                answer = expression.threshold(case.__getitem__)
-                if answer is None:
-                    continue
-                answered += 1
-                try:
-                    expected = [item.data if isinstance(item, ResourceNode) else item for item in expression.run({}, case)]
-                except Exception as exc:  # noqa: BLE001 - fhirpathpy refuses the data: the walk must not have answered
-                    expected = f"error: {exc}"
-                got = [getattr(item, "data", item) for item in answer]
-                if got != expected:
-                    differ.append(f"{patient.name!r}: {expression.text} on {comparable(case[expression.threshold.base])}\n"
-                                  f"    walk: {comparable(got)}\n    fhirpathpy: {comparable(expected)}")
+                found = disagreement(expression.threshold(case.__getitem__), expression, case)
+                answered += found is not None
+                if found:
+                    differ.append(f"{patient.name!r}: {expression.text} on {comparable(case[expression.threshold.base])}: {found}")
     assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:SHOWN])
     assert answered >= len(patients) * len(thresholds), "the threshold path leaves most answers to fhirpathpy"
+
+
+def test_arithmetic_in_a_condition_gives_what_plain_fhirpathpy_gives(knowledge):
+    """`%a > %b * (1 + %c)` is decided by the logic path on numbers, as fhirpathpy computes it (Python's int and Decimal
+    arithmetic), and left to fhirpathpy for anything else; on a grid of values of every kind both must agree."""
+    computed = [e for r in knowledge.recommendations for c in r.conditions for e in [c.expression]
+                if e.logic is not None and "*" in e.text]
+    assert computed, "no condition with arithmetic takes the logic path any more"
+    grid: list[Any] = [[], Decimal("2"), Decimal("2.4"), Decimal("2.52"), Decimal("2.5200001"), Decimal("0.05"), 0, 2, 3,
+                       [Decimal("1"), Decimal("2")], 2.4, True, "2", [Decimal("2.4")]]
+    differ, decided = [], 0
+    for expression in computed:
+        names = sorted(expression.names)
+        for n, combination in enumerate(itertools.product(grid, repeat=len(names))):
+            values = dict(zip(names, combination, strict=True))
+            assert expression.logic is not None
+            found = disagreement(expression.logic(values.__getitem__), expression, values)
+            decided += found is not None
+            if found:
+                differ.append(f"{expression.text} with {values}: {found}")
+            if n > 4000:
+                break
+    assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:SHOWN])
+    assert decided >= 500, decided
