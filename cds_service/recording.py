@@ -102,11 +102,16 @@ class CardRecorder:
                 return found
             time.sleep(0.02)
 
-    def close(self) -> None:
-        """Write what is pending and stop the writer (at exit)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is pending and stop the writer (at exit); what the store did not take within `timeout` (gunicorn
+        gives a worker 10 s to stop) is logged as not recorded."""
         if self._started_in != os.getpid():
             return
-        self.flush()
+        if not self.flush(timeout):
+            with self._condition:
+                unwritten = self._handed - self._done
+            log.error("cards of %d calls returned but not recorded at exit: the store did not take them in %gs",
+                      unwritten, timeout)
         with self._condition:
             self._closing = True
             self._condition.notify_all()
