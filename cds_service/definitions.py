@@ -21,7 +21,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import islice
 from typing import Any, TypeVar
 
 import fhirpathpy
@@ -56,8 +55,15 @@ class Membership:
     first: bool
 
     def __call__(self, values: Mapping[str, Any], index: ConceptIndex) -> list:
-        found = (r for r in values[self.base] if isinstance(r, dict) and index.member_of(_element(r, self.element), self.url))
-        return list(islice(found, 1)) if self.first else list(found)
+        records = values[self.base]
+        if not isinstance(records, list):  # no base input is; answered as FHIRPath would walk it, all the same
+            found = [r for r in records if isinstance(r, dict) and index.member_of(_element(r, self.element), self.url)]
+        else:
+            found = index.grouped(records, self.element, self._concept).get(self.url, [])
+        return found[:1] if self.first else list(found)
+
+    def _concept(self, record: Any) -> Any:
+        return _element(record, self.element) if isinstance(record, dict) else None
 
 
 @dataclass(frozen=True)

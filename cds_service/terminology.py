@@ -10,7 +10,7 @@ filters of its compose for code systems whose hierarchy is spelled in the code i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .fhirjson import objects
@@ -168,6 +168,20 @@ class ConceptIndex:
     def __init__(self, terminology: Terminology):
         self._terminology = terminology
         self._found: dict[int, tuple[Any, frozenset[str]]] = {}
+        self._groups: dict[tuple[int, str], tuple[list, dict[str, list]]] = {}
+
+    def grouped(self, records: list, element: str, concept_of: Callable[[Any], Any]) -> dict[str, list]:
+        """The records by the ValueSets that hold their `element` (each record under every one of them, in the records'
+        order), made in one pass the first time a call asks about these records: every membership question about
+        them after that is one lookup. Keyed like the concepts: the index holds the list it answered for."""
+        known = self._groups.get((id(records), element))
+        if known is None:
+            groups: dict[str, list] = {}
+            for record in records:
+                for url in self.valuesets(concept_of(record)):
+                    groups.setdefault(url, []).append(record)
+            known = self._groups[(id(records), element)] = (records, groups)
+        return known[1]
 
     def valuesets(self, concept: Any) -> frozenset[str]:
         known = self._found.get(id(concept))
