@@ -47,6 +47,10 @@ def test_apply_gives_the_same_advice_as_the_hook(client, cds):
     group = apply(client, "efns-ivig-gbs", parameters(*GBS_DATA)).get_json()["contained"][0]
     gbs_cards = [c for c in cards if c["source"]["topic"]["code"].startswith("GBS")]
     assert [(a["title"], a["description"]) for a in group["action"]] == [(c["summary"], c["detail"]) for c in gbs_cards]
+    indicator = {"routine": "info", "urgent": "warning", "stat": "critical"}  # the CDS-on-FHIR mapping
+    assert [indicator[a["priority"]] for a in group["action"]] == [c["indicator"] for c in gbs_cards]
+    assert [[p["title"] for p in a.get("action", [])] for a in group["action"]] == [
+        [s["label"] for s in c.get("suggestions", [])] for c in gbs_cards]
 
 
 def test_a_draft_order_that_departs_makes_the_action_urgent(client):
