@@ -73,7 +73,8 @@ def test_a_plan_that_does_not_apply_gives_a_careplan_without_actions(client):
 @pytest.mark.parametrize("body, status", [
     ({"resourceType": "Bundle"}, 400),
     (parameters(subject="Group/1"), 400),
-    ({"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/1"}, {"name": "data", "resource": {"resourceType": "Patient"}}]}, 400),
+    ({"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/1"},
+                                                  {"name": "data", "resource": {"resourceType": "Patient"}}]}, 400),
     (parameters(draft={"resourceType": "MedicationRequest", "medicationCodeableConcept": {"text": "aspirin"}}), 400),
 ])
 def test_bad_parameters_get_a_400_operation_outcome(client, body, status):

@@ -6,11 +6,21 @@ import pytest
 
 from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import (
-    SNOMED, cidp, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, weight,
+    SNOMED,
+    cidp,
+    condition,
+    corticosteroid,
+    earlier_ivig_course,
+    ivig_order,
+    medication_request,
+    weight,
 )
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_details_both_ends,
-    assert_no_absolute_dose_without_weight, assert_offers_both_ends,
+    DRAFTS_WITHIN_THE_RANGE,
+    assert_60_g_for_5_days_departs,
+    assert_details_both_ends,
+    assert_no_absolute_dose_without_weight,
+    assert_offers_both_ends,
 )
 
 CIDP_CODES = [("G61.81", "http://hl7.org/fhir/sid/icd-10-cm"), ("128209004", SNOMED)]

@@ -7,7 +7,16 @@ import re
 import pytest
 
 from tests.fhir_data import (
-    UCUM, condition, days_ago, gbs, hook_request, ivig_order, patient, prefetch, suggested_courses, weight,
+    UCUM,
+    condition,
+    days_ago,
+    gbs,
+    hook_request,
+    ivig_order,
+    patient,
+    prefetch,
+    suggested_courses,
+    weight,
 )
 
 

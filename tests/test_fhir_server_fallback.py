@@ -14,8 +14,21 @@ from cds_service.auth import AuthSettings
 from cds_service.config import Settings
 from tests.conftest import ROOT, topics
 from tests.fhir_data import (
-    ATC, PATIENT_ID, condition, corticosteroid, days_ago, gbs, hook_request, ivig_order, medication_request, observation,
-    patient, prefetch, procedure, suggested_courses, weight,
+    ATC,
+    PATIENT_ID,
+    condition,
+    corticosteroid,
+    days_ago,
+    gbs,
+    hook_request,
+    ivig_order,
+    medication_request,
+    observation,
+    patient,
+    prefetch,
+    procedure,
+    suggested_courses,
+    weight,
 )
 from tests.fhir_server_fixtures import closed_port_base, essence, failed_keys, load, log_targets, planned
 from tests.medplum import FhirServer

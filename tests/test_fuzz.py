@@ -440,7 +440,8 @@ CRASHERS: dict[str, dict[str, Any]] = {
     "prefetch-entry-not-array": minimal_request(conditions={"resourceType": "Bundle", "entry": True}),  # prefetch._failure
     "prefetch-resource-not-object": minimal_request(conditions={"resourceType": "Bundle", "entry": [{"resource": True}]}),
     # found on review, not by the fuzzer: a prefetched OperationOutcome whose issues are not objects
-    "prefetch-outcome-issue-not-object": minimal_request(conditions={"resourceType": "OperationOutcome", "issue": ["x", 3]}),  # fhir_client.outcome_summary
+    # fhir_client.outcome_summary
+    "prefetch-outcome-issue-not-object": minimal_request(conditions={"resourceType": "OperationOutcome", "issue": ["x", 3]}),
     "condition-status-code-array": minimal_request(  # inputs._is_diagnosis
         conditions=[{"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": []}]}}]),
     "observation-status-array": minimal_request(weight=[{"resourceType": "Observation", "status": []}]),  # _is_result

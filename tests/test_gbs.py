@@ -6,8 +6,17 @@ import pytest
 
 from tests.card_checks import assert_warning_without_suggestions
 from tests.fhir_data import (
-    SNOMED, administration, corticosteroid, days_ago, earlier_ivig_course, gbs, ivig_order, medication_request, patient,
-    procedure, suggested_courses,
+    SNOMED,
+    administration,
+    corticosteroid,
+    days_ago,
+    earlier_ivig_course,
+    gbs,
+    ivig_order,
+    medication_request,
+    patient,
+    procedure,
+    suggested_courses,
 )
 
 MILLER_FISHER = ("1767005", SNOMED)
@@ -30,7 +39,8 @@ def test_first_line_card_is_level_a_with_the_regimen_computed_for_70_kg(cards_by
     dosage = action["resource"]["dosageInstruction"][0]
     assert dosage["doseAndRate"][0]["doseQuantity"] == {"value": 28, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
     assert dosage["timing"]["repeat"]["boundsDuration"]["value"] == 5
-    assert (dosage["timing"]["repeat"]["frequency"], dosage["timing"]["repeat"]["period"], dosage["timing"]["repeat"]["periodUnit"]) == (1, 1, "d")
+    repeat = dosage["timing"]["repeat"]
+    assert (repeat["frequency"], repeat["period"], repeat["periodUnit"]) == (1, 1, "d")
     assert action["resource"]["medicationCodeableConcept"] == ivig_order()["medicationCodeableConcept"]
 
 
@@ -101,7 +111,8 @@ def test_two_day_course_brings_the_relapse_note(cards_by_topic):
 
 
 def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cards_by_topic):
-    cards = gbs_cards(cards_by_topic, conditions=[gbs(), gbs() | {"code": {"coding": [{"system": MILLER_FISHER[1], "code": MILLER_FISHER[0], "display": "Fisher's syndrome"}]}}])
+    fisher = {"system": MILLER_FISHER[1], "code": MILLER_FISHER[0], "display": "Fisher's syndrome"}
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(), gbs() | {"code": {"coding": [fisher]}}])
     card = cards["GBS-8"]
     assert card["indicator"] == "info" and "No recommendation" in card["detail"]
     assert "No recommendations can be given whether mildly affected GBS patients" in card["detail"]

@@ -6,10 +6,20 @@ import pytest
 
 from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import (
-    SNOMED, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, mmn, weight,
+    SNOMED,
+    condition,
+    corticosteroid,
+    earlier_ivig_course,
+    ivig_order,
+    medication_request,
+    mmn,
+    weight,
 )
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_no_absolute_dose_without_weight, assert_offers_both_ends,
+    DRAFTS_WITHIN_THE_RANGE,
+    assert_60_g_for_5_days_departs,
+    assert_no_absolute_dose_without_weight,
+    assert_offers_both_ends,
 )
 
 MMN_CODES = [("G61.82", "http://hl7.org/fhir/sid/icd-10-cm"), ("230591002", SNOMED)]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.card_checks import assert_offers_no_dose, assert_states
 from tests.fhir_data import (
-    SNOMED, condition, corticosteroid, days_ago, earlier_ivig_course, ivig_order, patient,
+    SNOMED,
+    condition,
+    corticosteroid,
+    days_ago,
+    earlier_ivig_course,
+    ivig_order,
+    patient,
     service_request,
 )
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 
 from tests.fhir_data import (
+    SNOMED,
+    condition,
+    days_ago,
+    earlier_ivig_course,
+    gbs,
+    hook_request,
+    ivig_order,
+    medication_request,
+    observation,
     patient,
-    SNOMED, condition, days_ago, earlier_ivig_course, gbs, hook_request, ivig_order, medication_request, observation,
-    prefetch, weight,
+    prefetch,
+    weight,
 )
 
 EGFR_UNIT = "mL/min/{1.73_m2}"
@@ -81,7 +90,8 @@ def _sexed(sex: str, born: str = "1960-01-01") -> dict:
     ([_creatinine(1.1, "mg/dL", high=1.2) | {"interpretation": [{"coding": [{"code": "H"}]}]}], None, True),  # the lab's flag
     ([_creatinine(0.4, "mg/dL", high=1.2) | {"interpretation": [{"coding": [{"code": "A"}]}]}], None, False),  # abnormal: low
 ], ids=["egfr-24", "egfr-59", "egfr-78-range-90", "egfr-60", "creat-240-male", "creat-240-female", "creat-90-male",
-        "creat-1.3-female-66", "creat-1.3-male-30", "creat-240-sex-unknown", "creat-240-child", "creat-above-range", "creat-flag-h", "creat-flag-a-low"])
+        "creat-1.3-female-66", "creat-1.3-male-30", "creat-240-sex-unknown", "creat-240-child", "creat-above-range", "creat-flag-h",
+        "creat-flag-a-low"])
 def test_renal_impairment_by_kdigo_and_ckd_epi_where_the_lab_gives_no_range(cards_by_topic, labs, person, impaired):
     """An eGFR below 60 (KDIGO 2012 G3a-G5) is impairment whatever range the lab sent; a creatinine is judged by the
     lab's range or flag, and without either by the eGFR CKD-EPI 2021 computes from it, age and sex."""

@@ -7,8 +7,11 @@ import pytest
 from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_details_both_ends,
-    assert_no_absolute_dose_without_weight, assert_offers_both_ends,
+    DRAFTS_WITHIN_THE_RANGE,
+    assert_60_g_for_5_days_departs,
+    assert_details_both_ends,
+    assert_no_absolute_dose_without_weight,
+    assert_offers_both_ends,
 )
 
 SENTENCE = ("In patients with SPS incompletely responding to diazepam and/or baclofen and with significant disability "
