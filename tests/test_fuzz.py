@@ -92,7 +92,8 @@ APP = fuzz_app(UNSERVED_FHIR)
 SCHEMA = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 # schemathesis leaves out the operation that served the schema unless a filter names it: name them all.
 SCHEMA = SCHEMA.include(path=["/cds-services", "/cds-services/{id}", "/cds-services/{id}/feedback", "/openapi.json",
-                              "/fhir/PlanDefinition/{planId}/$apply", "/fhir/metadata", "/fhir/{resourceType}/{id}"])
+                              "/fhir/PlanDefinition/{planId}/$apply", "/fhir/metadata", "/fhir/{resourceType}/{id}",
+                              "/healthz", "/readyz", "/metrics", "/report"])
 SCHEMA.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                                 max_examples=SCHEMATHESIS_EXAMPLES)
 SCHEMA.config.phases.update(phases=["examples", "coverage", "fuzzing"])
