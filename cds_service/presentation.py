@@ -56,17 +56,38 @@ class Presentation:
 def present(findings: Iterable[Finding]) -> list[Presentation]:
     """Presentations, most urgent first (stable within an urgency, i.e. in guideline order).
 
-    A finding shown as a line (a reminder that holds for every order) goes at the end of the main presentation, the
-    first routine one, so it is read with the guidance rather than as one more card; alone, it is shown on its own."""
+    Two kinds of finding are not shown on their own when there is a card to carry them (the knowledge says which, with
+    the shown-as extension), since one more card that repeats another is noise a clinician learns to skip:
+    - a line (a reminder that holds for every order) goes at the end of the main presentation, the first routine one,
+      so it is read with the guidance; alone, it is shown on its own;
+    - a check that a departure from a regimen would repeat (the course is far above any regimen) goes at the top of
+      the first departing presentation, which takes its urgency; with no departure, it is shown on its own."""
     findings = list(findings)
-    lines = [f for f in findings if f.recommendation.as_line]
-    shown = [f for f in findings if not f.recommendation.as_line] or lines
-    presented = sorted((present_one(f) for f in shown), key=lambda p: URGENCY.index(p.priority))
+    departing = next((f for f in findings if f.departs or any(a.departs for a in f.alternatives)), None)
+    lines = [f for f in findings if f.recommendation.shown_as == "line"]
+    restated = [f for f in findings if f.recommendation.shown_as == "with-departure"] if departing else []
+    shown = [f for f in findings if f.recommendation.shown_as == "card" or (f.recommendation.shown_as == "with-departure"
+                                                                           and not restated)] or lines
+    presented = [_restating(present_one(f), restated) if f is departing else present_one(f) for f in shown]
+    presented.sort(key=lambda p: URGENCY.index(p.priority))
     if presented and shown is not lines and lines:
         at = next((i for i, p in enumerate(presented) if p.priority == "routine"), 0)
         added = "\n\n".join(f"**{f.recommendation.title}.** {f.recommendation.description}" for f in lines)
         presented[at] = replace(presented[at], detail=f"{presented[at].detail}\n\n{added}")
     return presented
+
+
+def _restating(departure: Presentation, restated: list[Finding]) -> Presentation:
+    """The departure's presentation, opened by the checks it carries (each its summary and description) and as urgent
+    as the most urgent of them; it states their codes too."""
+    checks = [present_one(f) for f in restated]
+    opening = "\n\n".join(f"**{p.summary}.** {f.recommendation.description}" for f, p in zip(restated, checks, strict=True))
+    return replace(
+        departure,
+        detail=f"{opening}\n\n{departure.detail}",
+        priority=min([departure.priority, *(p.priority for p in checks)], key=URGENCY.index),
+        states=(departure.states or (departure.action_id,)) + tuple(p.action_id for p in checks),
+    )
 
 
 def present_one(finding: Finding) -> Presentation:

@@ -121,7 +121,7 @@ def test_a_draft_within_the_range_follows_the_regimen(cards_by_topic, daily_g, d
     assert_follows_the_regimen(card)
 
 
-def test_a_draft_of_60_g_for_5_days_departs_and_is_a_warning(cards_by_topic):
+def test_a_draft_of_60_g_for_5_days_departs_in_one_critical_card(cards_by_topic):
     card = cidp_cards(cards_by_topic, order=ivig_order(daily_g=60, days=5), hook="order-sign")["CIDP-2"]
     assert_60_g_for_5_days_departs(card)
 

@@ -66,6 +66,8 @@ def _dehyphenate(text: str) -> str:
      "is not a loaded ActivityDefinition"),
     (lambda d: d.update(action="not a list"), "not a valid FHIR PlanDefinition"),
     (lambda d: d["action"][0].update(title="x" * 140), "under 140 characters"),
+    (lambda d: d["action"][0]["extension"].append({"url": "http://ivig-cds.org/fhir/StructureDefinition/shown-as",
+                                                   "valueCode": "footnote"}), "shown-as must be one valueCode of card, line"),
 ])
 def test_a_broken_definition_stops_start_up_naming_the_file_and_the_fault(tmp_path: Path, breakage, fault):
     target, definition = _knowledge_copy(tmp_path, "PlanDefinition-efns-ivig-gbs.json")

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from tests.card_checks import stated_topics
 from tests.fhir_data import (
     UCUM,
     condition,
@@ -64,29 +65,31 @@ def test_a_draft_that_follows_the_regimen_gets_no_suggestion(cards_by_topic, ord
     assert "this follows the guideline's regimen" in card["detail"]
 
 
-@pytest.mark.parametrize("order, how_far, said", [
+@pytest.mark.parametrize("order, how_far, said, indicator", [
+    # 3 g/kg is above any course the guideline gives (2 g/kg): the departure's card is critical (see below)
     (ivig_order(daily_g=42, days=5), "about 1.5 times the guideline's course total",
-     "0.6 g/kg/day (42 g/day) for 5 days, 3 g/kg (210 g) in total"),
+     "0.6 g/kg/day (42 g/day) for 5 days, 3 g/kg (210 g) in total", "critical"),
     (ivig_order(daily_g=28, days=3), "40 % below the guideline's course total, 2 days shorter",
-     "0.4 g/kg/day (28 g/day) for 3 days, 1.2 g/kg (84 g) in total"),
+     "0.4 g/kg/day (28 g/day) for 3 days, 1.2 g/kg (84 g) in total", "warning"),
     (ivig_order(daily_g=28, days=4), "20 % below the guideline's course total, 1 day shorter",
-     "0.4 g/kg/day (28 g/day) for 4 days, 1.6 g/kg (112 g) in total"),
+     "0.4 g/kg/day (28 g/day) for 4 days, 1.6 g/kg (112 g) in total", "warning"),
     (ivig_order(daily_g=70, days=2), "about 2.5 times the guideline's daily dose, 3 days shorter",
-     "1 g/kg/day (70 g/day) for 2 days, 2 g/kg (140 g) in total"),
+     "1 g/kg/day (70 g/day) for 2 days, 2 g/kg (140 g) in total", "warning"),
     (ivig_order(daily_g=14, days=5), "50 % below the guideline's course total",
-     "0.2 g/kg/day (14 g/day) for 5 days, 1 g/kg (70 g) in total"),
+     "0.2 g/kg/day (14 g/day) for 5 days, 1 g/kg (70 g) in total", "warning"),
 ])
-def test_a_departure_says_which_way_and_how_far_and_offers_the_regimen(cards_by_topic, order, how_far, said):
+def test_a_departure_says_which_way_and_how_far_and_offers_the_regimen(cards_by_topic, order, how_far, said, indicator):
     card = gbs1(cards_by_topic, order, [weight(70)])
-    assert card["indicator"] == "warning" and card["overrideReasons"]
+    assert card["indicator"] == indicator and card["overrideReasons"]
     assert card["summary"] == f"IVIG draft: {how_far} (Level A); guideline: 0.4 g/kg/day for 5 days (2 g/kg in total)"
     assert said in card["detail"] and "the guideline's regimen is 0.4 g/kg/day for 5 days" in card["detail"]
     assert suggested_grams(card) == [28]
 
 
 def test_departure_is_judged_per_kg_even_without_a_weight(cards_by_topic):
-    card = gbs1(cards_by_topic, ivig_order(per_kg=1, days=5), [])
+    card = gbs1(cards_by_topic, ivig_order(per_kg=0.3, days=5), [])
     assert card["indicator"] == "warning" and "suggestions" not in card
+    assert card["summary"].startswith("IVIG draft: 25 % below the guideline's course total")
 
 
 def test_a_draft_without_dose_on_order_select_is_not_called_a_departure(cards_by_topic):
@@ -105,15 +108,21 @@ def test_draft_with_days_but_no_dose_says_it_cannot_be_checked(cards_by_topic):
 HIGHEST = "SAFE-course-above-highest"
 
 
-def test_a_tenfold_overdose_is_critical_and_says_how_far(cards_by_topic):
-    cards = cards_by_topic(order=ivig_order(daily_g=280, days=5), hook="order-sign", conditions=[gbs()])
-    critical = cards[HIGHEST]
-    assert critical["indicator"] == "critical" and critical["overrideReasons"]
-    assert critical["summary"] == ("IVIG course 20 g/kg: about 10 times the highest total the guideline gives for any "
-                                   "indication (2 g/kg)")
-    assert "The draft order gives 4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in critical["detail"]
-    assert cards["GBS-1"]["summary"].startswith("IVIG draft: about 10 times the guideline's course total")
-    assert suggested_grams(cards["GBS-1"]) == [28]
+def test_a_tenfold_overdose_is_one_critical_card_that_says_how_far_and_offers_the_regimen(cds):
+    """The check on the course total and the departure from the indication's regimen are one problem: one card, as
+    severe as the check, opened by it, with the regimen to sign instead."""
+    order = ivig_order(daily_g=280, days=5)
+    for hook in ("order-select", "order-sign"):
+        cards = cds(hook_request([order], hook=hook, prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+        critical = [c for c in cards if HIGHEST in stated_topics(c)]
+        assert len(critical) == 1 and [c for c in cards if c["indicator"] != "info"] == critical
+        (card,) = critical
+        assert card["indicator"] == "critical" and card["overrideReasons"] and card["source"]["topic"]["code"] == "GBS-1"
+        assert card["summary"].startswith("IVIG draft: about 10 times the guideline's course total")
+        assert card["detail"].startswith("**IVIG course 20 g/kg: about 10 times the highest total the guideline gives for "
+                                         "any indication (2 g/kg).** The IVIG draft orders of this call")
+        assert "The draft order gives 4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in card["detail"]
+        assert suggested_grams(card) == [28]
 
 
 @pytest.mark.parametrize("conditions", [
@@ -145,7 +154,7 @@ def test_two_drafts_signed_together_are_one_course(cds):
     (card,) = [c for c in cards if c["source"]["topic"]["code"] == "GBS-1"]  # one card for the course, not one per draft
     assert card["summary"].startswith("IVIG draft: about 2 times the guideline's course total")
     assert "The 2 IVIG draft orders together give 4 g/kg (280 g) in total" in card["detail"]
-    assert [c["indicator"] for c in cards if c["source"]["topic"]["code"] == HIGHEST] == ["critical"]
+    assert card["indicator"] == "critical" and HIGHEST in stated_topics(card)  # 4 g/kg: above any regimen
     for suggestion in card["suggestions"]:  # accepting one leaves exactly one course
         actions = suggestion["actions"]
         assert [a["type"] for a in actions] == ["update", "delete"]
