@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from .fhirjson import code_of, obj, recorded_at, text
+from .fhirjson import element as fhir_element
 from .regimen import Course, DosingWeight, dosing_weight
 from .terminology import ConceptIndex
 
@@ -119,7 +120,7 @@ def named_inputs(
     some recommendation is for."""
 
     def coded(resources: Iterable[dict], element: str = "code") -> list[dict]:
-        return [r for r in resources if index.is_known(r.get(element))]
+        return [r for r in resources if index.is_known(fhir_element(r, element))]
 
     conditions = coded(facts.conditions)
 
@@ -139,7 +140,7 @@ def named_inputs(
         "guidelineDiagnoses": [c for c in conditions if index.valuesets(c.get("code")) & indications],
         "weightKg": facts.weight.kg if facts.weight else [],
         "observations": coded(facts.observations),
-        "medications": coded(facts.medications + other_medications, "medicationCodeableConcept"),
+        "medications": coded(facts.medications + other_medications, "medication"),
         "ivigCourses": sorted(
             (m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
             key=_when_recorded,
