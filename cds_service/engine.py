@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from .draft_dosage import draft_dosage
 from .fhirjson import obj, objects
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase
@@ -23,7 +24,6 @@ from .regimen import (
     DosePolicy,
     WeightStanding,
     compare,
-    draft_dosage,
     weight_standing,
 )
 from .terminology import ConceptIndex

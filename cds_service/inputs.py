@@ -30,7 +30,8 @@ WEIGHT_REQUIREMENT = "weight"
 #: the names named_inputs() supplies; the Library documents each
 BASE_INPUTS = (
     "hook", "patient", "ageYears", "conditions", "conditionHistory", "guidelineDiagnoses", "weightKg", "observations", "medications",
-    "ivigCourses", "procedures", "plannedProcedures", "order", "orderDays", "orderDosePerKgPerDay", "courseTotalPerKg",
+    "ivigCourses", "procedures", "plannedProcedures", "order", "orderDays", "orderDosePerKgPerDay", "draftDosesPerKgPerDay",
+    "courseTotalPerKg",
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
 )
 
@@ -151,6 +152,7 @@ def named_inputs(
         "order": orders[0] if orders else [],
         "orderDays": draft.days if draft is not None and draft.days is not None else [],
         "orderDosePerKgPerDay": per_kg if per_kg is not None else [],
+        "draftDosesPerKgPerDay": course.daily_doses_per_kg(facts.weight),
         "courseTotalPerKg": total if total is not None else [],
         "courseReadable": course.readable,
         "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],
