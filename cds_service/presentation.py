@@ -197,13 +197,18 @@ def _facts_block(facts: list[str]) -> list[str]:
 
 
 def _course_summary(finding: Finding) -> str | None:
-    """For advice about the course total: how far the drafts are from the highest total the guideline gives."""
-    total = finding.course.total_per_kg(finding.facts.weight)
+    """For advice about the course total: how far the drafts are from the highest total the guideline gives. Drafts
+    that state no number of days give at least one day of their daily doses."""
+    weight = finding.facts.weight
+    total = finding.course.total_per_kg(weight)
+    at_least = total is None and bool(finding.course.daily_doses_per_kg(weight))
+    if at_least:
+        total = sum(finding.course.daily_doses_per_kg(weight), Decimal(0))
     highest = finding.highest_total_per_kg
     if "courseTotalPerKg" not in finding.recommendation.inputs_used or total is None or not highest:
         return None
-    return _clip(f"IVIG course {fmt(total)} g/kg: {magnitude(total / highest)} the highest total the guideline gives "
-                 f"for any indication ({fmt(highest)} g/kg)")
+    return _clip(f"IVIG course {'at least ' if at_least else ''}{fmt(total)} g/kg: {magnitude(total / highest)} the highest "
+                 f"total the guideline gives for any indication ({fmt(highest)} g/kg)")
 
 
 #: the Markdown that text inside one list item could use to change what a card shows: emphasis (* and _ at a word's
@@ -245,7 +250,7 @@ def _patient_facts(finding: Finding) -> list[str]:
         else:
             converted = "" if weight.stated.endswith(" kg") else f" = {fmt(weight.kg)} kg"
             facts.append(f"Body weight: {weight.stated}{converted}, {finding.weight.said}")
-    if "courseTotalPerKg" in used:
+    if used & {"courseTotalPerKg", "courseReadable"}:
         facts.append(finding.course.describe(finding.facts.weight) or "The draft course: dose or length not stated")
     if "guidelineDiagnoses" in used:  # the diagnoses the indication would have to be among
         facts += [_describe(c) for c in finding.facts.conditions] or ["Diagnoses: none on record"]

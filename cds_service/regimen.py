@@ -299,6 +299,13 @@ def compare(course: Course, regimens: Sequence[Regimen], weight: DosingWeight | 
     """
     total = course.total_per_kg(weight)
     draft = course.single
+    per_kg = draft.per_kg_per_day(weight) if draft is not None else None
+    if total is None and per_kg is not None:  # a daily dose without days: it departs if no regimen gives it each day
+        daily = [r.dose_per_kg_per_day for r in regimens]
+        nearest = max(daily) if per_kg > max(daily) else min(daily)
+        if abs(per_kg - nearest) > tolerance * nearest and not min(daily) <= per_kg <= max(daily):
+            return Comparison(False, f"{course.describe(weight)}; the guideline's regimen is {describe_all(regimens)}.",
+                              f"{magnitude(per_kg / nearest)} the guideline's daily dose")
     if total is None:
         missing = []
         if not all(d.dosed for d in course.drafts):
@@ -318,7 +325,6 @@ def compare(course: Course, regimens: Sequence[Regimen], weight: DosingWeight | 
 
     totals = {r.total_per_kg for r in regimens}
     days = draft.days if draft is not None else None
-    per_kg = draft.per_kg_per_day(weight) if draft is not None else None
     spans_range = len(totals) == 1 and days is not None and min(r.days for r in regimens) <= days <= max(r.days for r in regimens)
     if draft is None:
         matches = any(close(total, t) for t in totals)

@@ -127,6 +127,20 @@ def test_a_tenfold_overdose_is_one_critical_card_that_says_how_far_and_offers_th
         assert suggested_grams(card) == [28]
 
 
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("order", [ivig_order(daily_g=280), ivig_order(per_kg=4)], ids=["grams", "per-kg"])
+def test_a_tenfold_daily_dose_without_days_is_one_critical_departure(cds, hook, order):
+    """With no number of days, one day of 4 g/kg is already twice the highest course the guideline gives, and ten times
+    the indication's daily dose: one critical card says so, offers the regimen, and (at signing) says what is missing."""
+    cards = cds(hook_request([order], hook=hook, prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+    (card,) = [c for c in cards if c["indicator"] != "info"]
+    assert card["indicator"] == "critical" and card["source"]["topic"]["code"] == "GBS-1"
+    assert card["summary"].startswith("IVIG draft: about 10 times the guideline's daily dose")
+    assert HIGHEST in stated_topics(card) and suggested_grams(card) == [28]
+    assert "one day alone is 4 g/kg (280 g)" in card["detail"]
+    assert ("SAFE-order-unreadable" in stated_topics(card)) == (hook == "order-sign")
+
+
 @pytest.mark.parametrize("conditions", [
     [condition("M33.10", display="Dermatomyositis, unspecified, organ involvement unspecified")],  # no regimen stated
     [],                                                                                              # no diagnosis at all
