@@ -26,6 +26,7 @@ from typing import Any
 import fhirpathpy
 from fhirpathpy.models import models
 
+from .fhirjson import element
 from .terminology import ConceptIndex, Terminology
 
 VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
@@ -52,7 +53,7 @@ class Membership:
     first: bool
 
     def __call__(self, values: Mapping[str, Any], index: ConceptIndex) -> list:
-        found = (r for r in values[self.base] if isinstance(r, dict) and index.member_of(_element(r, self.element), self.url))
+        found = (r for r in values[self.base] if isinstance(r, dict) and index.member_of(element(r, self.element), self.url))
         return list(found)[:1] if self.first else list(found)
 
 
@@ -339,13 +340,6 @@ def _junction(left: _Run, right: _Run, decisive: bool) -> _Run:
             return [decisive]
         return [not decisive] if a == [not decisive] and b == [not decisive] else []
     return answer
-
-
-def _element(resource: dict, name: str) -> Any:
-    """An element by its FHIRPath name: a choice element (medication[x]) by any of its typed names."""
-    if name in resource:
-        return resource[name]
-    return next((v for k, v in resource.items() if k.startswith(name) and k[len(name):][:1].isupper()), None)
 
 
 class Definitions:

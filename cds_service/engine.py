@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from .body_weight import latest_dosing_weight
+from .draft_dosage import draft_dosage
 from .fhirjson import obj, objects
 from .inputs import WEIGHT_REQUIREMENT, PatientFacts, named_inputs
 from .knowledge import KnowledgeBase
@@ -24,7 +25,6 @@ from .regimen import (
     DosePolicy,
     WeightStanding,
     compare,
-    draft_dosage,
     weight_standing,
 )
 from .terminology import ConceptIndex

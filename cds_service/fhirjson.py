@@ -94,3 +94,10 @@ def instant(value: Any) -> datetime | None:
                         tzinfo=offset)
     except ValueError:
         return None
+
+
+def element(resource: Mapping[str, Any], name: str) -> Any:
+    """An element by its FHIRPath name: a choice element (medication[x]) by any of its typed names."""
+    if name in resource:
+        return resource[name]
+    return next((v for k, v in resource.items() if k.startswith(name) and k[len(name):][:1].isupper()), None)

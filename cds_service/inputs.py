@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from .fhirjson import code_of, instant, objects, recorded_at, text
+from .fhirjson import element as fhir_element
 from .readable import unreadable, without_times
 from .regimen import Course, DosingWeight
 from .terminology import ConceptIndex
@@ -31,7 +32,7 @@ WEIGHT_REQUIREMENT = "weight"
 BASE_INPUTS = (
     "hook", "patient", "ageYears", "conditions", "conditionHistory", "guidelineDiagnoses", "weightKg", "observations", "medications",
     "ivigCourses", "procedures", "plannedProcedures", "unconfirmedGuidelineDiagnoses", "unreadableRecords",
-    "order", "orderDays", "orderDosePerKgPerDay", "courseTotalPerKg",
+    "order", "orderDays", "orderDosePerKgPerDay", "draftDosesPerKgPerDay", "courseTotalPerKg",
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
 )
 
@@ -164,7 +165,7 @@ def named_inputs(
     some recommendation is for."""
 
     def coded(resources: Iterable[dict], element: str = "code") -> list[dict]:
-        return [r for r in resources if index.is_known(r.get(element))]
+        return [r for r in resources if index.is_known(fhir_element(r, element))]
 
     conditions = coded(facts.conditions)
 
@@ -184,7 +185,7 @@ def named_inputs(
         "guidelineDiagnoses": [c for c in conditions if index.valuesets(c.get("code")) & indications],
         "weightKg": facts.weight.kg if facts.weight else [],
         "observations": coded(facts.observations),
-        "medications": coded(facts.medications + other_medications, "medicationCodeableConcept"),
+        "medications": coded(facts.medications + other_medications, "medication"),
         "ivigCourses": sorted(
             (m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
             key=lambda r: instant(recorded_at(r)) or _UNDATED,
@@ -195,10 +196,11 @@ def named_inputs(
         "unconfirmedGuidelineDiagnoses": [c for c in coded(facts.unconfirmed_conditions)
                                           if index.valuesets(c.get("code")) & indications],
         "unreadableRecords": [_labelled(r, why) for r, why in facts.unreadable
-                              if index.is_known(r.get("code") or r.get("medicationCodeableConcept"))],
+                              if index.is_known(r.get("code") or fhir_element(r, "medication"))],
         "order": orders[0] if orders else [],
         "orderDays": draft.days if draft is not None and draft.days is not None else [],
         "orderDosePerKgPerDay": per_kg if per_kg is not None else [],
+        "draftDosesPerKgPerDay": course.daily_doses_per_kg(facts.weight),
         "courseTotalPerKg": total if total is not None else [],
         "courseReadable": course.readable,
         "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],

@@ -120,8 +120,8 @@ def load(root: Path | str) -> KnowledgeBase:
     for path in files:
         by_type[resources[path.name]["resourceType"]].append((path, resources[path.name]))
 
-    terminology = Terminology(r for _, r in by_type["ValueSet"])
     try:
+        terminology = Terminology(r for _, r in by_type["ValueSet"])
         order_rules = OrderRules((r for _, r in by_type["ValueSet"]), terminology)
     except ValueError as exc:
         raise DefinitionError(root / "valuesets", str(exc)) from exc

@@ -61,7 +61,9 @@ def present(findings: Iterable[Finding]) -> list[Presentation]:
     - a line (a reminder that holds for every order) goes at the end of the main presentation, the first routine one,
       so it is read with the guidance; alone, it is shown on its own;
     - a check that a departure from a regimen would repeat (the course is far above any regimen) goes at the top of
-      the first departing presentation, which takes its urgency; with no departure, it is shown on its own."""
+      the first departing presentation, which takes its urgency; with no departure, it is shown on its own.
+    And every proposed order replaces the whole draft course, so only one presentation proposes orders (see
+    _one_offer)."""
     findings = list(findings)
     departing = next((f for f in findings if f.departs or any(a.departs for a in f.alternatives)), None)
     lines = [f for f in findings if f.recommendation.shown_as == "line"]
@@ -70,11 +72,28 @@ def present(findings: Iterable[Finding]) -> list[Presentation]:
                                                                            and not restated)] or lines
     presented = [_restating(present_one(f), restated) if f is departing else present_one(f) for f in shown]
     presented.sort(key=lambda p: URGENCY.index(p.priority))
+    presented = _one_offer(presented)
     if presented and shown is not lines and lines:
         at = next((i for i, p in enumerate(presented) if p.priority == "routine"), 0)
         added = "\n\n".join(f"**{f.recommendation.title}.** {f.recommendation.description}" for f in lines)
         presented[at] = replace(presented[at], detail=f"{presented[at].detail}\n\n{added}")
     return presented
+
+
+def _one_offer(presented: list[Presentation]) -> list[Presentation]:
+    """When several presentations propose orders (two diagnoses with a regimen each, or one code that covers two), only
+    the first (the most urgent, else the first in guideline order) does: each order replaces the whole draft course,
+    and accepting one card's order and then another's would replace it twice. The others keep their regimen, computed
+    for this patient, in words, and say which card offers orders; no card offers an order its own words do not give."""
+    offering = [i for i, p in enumerate(presented) if p.proposals]
+    if len(offering) < 2:
+        return presented
+    note = (f"No order is offered with this card: the card \"{presented[offering[0]].summary}\" offers its own, and each "
+            "offered order replaces the whole draft course. To follow this regimen instead, change the draft by hand.")
+    result = list(presented)
+    for i in offering[1:]:
+        result[i] = replace(presented[i], proposals=(), selection_behavior=None, detail=f"{presented[i].detail}\n\n{note}")
+    return result
 
 
 def _restating(departure: Presentation, restated: list[Finding]) -> Presentation:

@@ -14,6 +14,7 @@ from .knowledge import CANONICAL_BASE, KnowledgeBase
 from .orders import ROLES
 from .recommendation import Recommendation
 from .regimen import describe_all
+from .terminology import text_pattern
 
 #: how a finding not shown as a card of its own (the shown-as extension) is shown
 _SHOWN_AS = {
@@ -163,6 +164,9 @@ def _valueset(valueset: dict) -> list[str]:
     ]
     if filters:
         lines += ["", "Also matched: " + "; ".join(filters) + "."]
+    words = text_pattern(valueset)
+    if words is not None:
+        lines += ["", f"Also matched by the words of a concept (its text, its displays; case-insensitive): `{_cell(words.pattern)}`"]
     return lines + [""]
 
 

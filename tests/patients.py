@@ -15,6 +15,7 @@ from tests.fhir_data import (
     condition,
     corticosteroid,
     days_ago,
+    dosed_ivig_order,
     earlier_ivig_course,
     hook_request,
     ivig_order,
@@ -90,9 +91,25 @@ def catalogue() -> dict[str, dict]:
         "GBS with methylprednisolone": _select(_record([condition("G61.0", onset=days_ago(2))],
                                                         medications=[corticosteroid("H02AB04", "methylprednisolone")])),
         "GBS, 10-fold overdose, signed": _sign(_record([condition("G61.0", onset=days_ago(2))]), daily_g=280, days=5),
+        "GBS, 10-fold daily dose and no number of days, signed": _sign(_record([condition("G61.0", onset=days_ago(2))]), daily_g=280),
+        "GBS, two drafts of 100 g without days, signed": hook_request(
+            [ivig_order(id="ivig-1", daily_g=100), ivig_order(id="ivig-2", daily_g=100)], hook="order-sign",
+            prefetch=_record([condition("G61.0", onset=days_ago(2))])),
+        "GBS, dose in mL of a solution, signed": hook_request(
+            [dosed_ivig_order(280, "mL", boundsDuration={"value": 5, "unit": "days"})], hook="order-sign",
+            prefetch=_record([condition("G61.0", onset=days_ago(2))])),
+        "GBS, 140 g every 12 hours, signed": hook_request(
+            [dosed_ivig_order(140, "g", period=12, periodUnit="h", count=10)], hook="order-sign",
+            prefetch=_record([condition("G61.0", onset=days_ago(2))])),
+        "MMN, maintenance 70 g every 3 weeks, 6 times, signed": hook_request(
+            [dosed_ivig_order(70, "g", period=3, periodUnit="wk", count=6)], hook="order-sign",
+            prefetch=_record([condition("G61.82")], medications=[earlier_ivig_course(21)])),
         "Miller Fisher, SNOMED CT": _select(_record([condition("1767005", SNOMED, onset=days_ago(4))])),
         "CIDP, untreated, ICD-10-CM": _select(_record([condition("G61.81")])),
         "CIDP, WHO ICD-10 G61.8": _select(_record([condition("G61.8", ICD10)])),
+        "GBS and CIDP both on record": _select(_record([condition("G61.0", onset=days_ago(5)), condition("G61.81")])),
+        "GBS and CIDP, 5-fold draft, signed": _sign(_record([condition("G61.0", onset=days_ago(5)), condition("G61.81")]),
+                                                    daily_g=140, days=5),
         "CIDP on prednisone, earlier courses": _select(_record([condition("G61.81")], medications=[corticosteroid()],
                                                                 administrations=[earlier_ivig_course(28)])),
         "MMN, maintenance": _select(_record([condition("G61.82")], medications=[earlier_ivig_course(30)])),

@@ -422,7 +422,7 @@ _GRAMS = [{"doseQuantity": {"value": 40, "code": "g"}}]
 CRASHERS: dict[str, dict[str, Any]] = {
     # draft orders: context.draftOrders is deliberately not validated as FHIR, but then read as if it were
     "draft-coding-not-array": minimal_request({"medicationCodeableConcept": {"coding": True}}),  # terminology._codings
-    "draft-timing-not-object": minimal_request({"dosageInstruction": [{"timing": True}]}),  # regimen.draft_dosage
+    "draft-timing-not-object": minimal_request({"dosageInstruction": [{"timing": True}]}),  # draft_dosage.draft_dosage
     "draft-doseAndRate-not-array": minimal_request({"dosageInstruction": [{"doseAndRate": True}]}),  # draft_dosage
     "draft-doseQuantity-not-object": minimal_request({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": True}]}]}),
     "draft-dose-code-array": minimal_request(

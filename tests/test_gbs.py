@@ -60,6 +60,15 @@ def test_ivig_after_recent_plasma_exchange_is_a_level_b_warning(cards_by_topic):
     assert "Plasmapheresis" in card["detail"] or "20720000" in card["detail"]
 
 
+@pytest.mark.parametrize("age", [54, 9])
+def test_after_plasma_exchange_this_episode_no_card_offers_ivig_as_first_line(cards_by_topic, age):
+    """GBS-3 advises against IVIG after plasma exchange: no first-line card (adult or child) may offer a course beside it."""
+    cards = gbs_cards(cards_by_topic, procedures=[procedure("20720000", performed=days_ago(2))],
+                      patient_resource=patient(birth_date=days_ago(age * 365)))
+    assert "GBS-3" in cards and not {"GBS-1", "GBS-2", "GBS-5"} & set(cards)
+    assert not any("suggestions" in card for card in cards.values())
+
+
 def test_plasma_exchange_before_this_episode_does_not_warn(cards_by_topic):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(5))], procedures=[procedure("20720000", performed=days_ago(400))])
     assert "GBS-3" not in cards
@@ -153,6 +162,27 @@ def test_an_unconfirmed_gbs_is_named_not_called_uncoded(cards_by_topic, verifica
     assert not [code for code in cards if code.startswith("GBS")] and "SAFE-stewardship" not in cards
     card = cards["SAFE-stewardship-unconfirmed"]
     assert "Guillain-Barre syndrome [G61.0]" in card["detail"] and "unconfirmed, provisional or a differential" in card["detail"]
+
+
+@pytest.mark.parametrize("onset", [
+    {"onsetDateTime": days_ago(40)[:7]},                        # known to the month only
+    {"onsetString": "about three weeks ago"},                   # in words
+    {"onsetAge": {"value": 54, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}},
+], ids=["month", "words", "age"])
+def test_a_course_of_the_last_four_weeks_counts_when_the_onset_day_is_unknown(cards_by_topic, onset):
+    """Without a day of onset the episode is taken as the last 4 weeks (the guideline's window from onset): a course
+    given 3 days ago is this episode's, so no first-line card offers a full course again."""
+    diagnosis = {k: v for k, v in gbs().items() if k not in ("onsetDateTime", "recordedDate")} | onset
+    cards = gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(3))])
+    assert "GBS-6" in cards and "GBS-1" not in cards
+    older = gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(60))])
+    assert "GBS-1" in older and "GBS-6" not in older
+
+
+def test_an_onset_period_starts_the_episode(cards_by_topic):
+    diagnosis = {k: v for k, v in gbs().items() if k != "onsetDateTime"} | {"onsetPeriod": {"start": days_ago(10)}}
+    assert "GBS-6" in gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(8))])
+    assert "GBS-1" in gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(12))])
 
 
 def test_an_earlier_course_given_as_administrations_counts(cards_by_topic):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.card_checks import assert_warning_without_suggestions, stated_topics
 from tests.fhir_data import (
     SNOMED,
+    administration,
     condition,
     days_ago,
     earlier_ivig_course,
@@ -267,6 +269,35 @@ def test_at_signing_monitoring_is_not_repeated(cds):
     body = hook_request([ivig_order(id="ivig-1", daily_g=28, days=5), ivig_order(id="ivig-2", daily_g=28, days=5)],
                         hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
     assert not any(c["source"]["topic"]["code"].startswith("SAFE-1") for c in cds(body))
+
+
+# --- a course that may still be running ------------------------------------------------------------------------
+
+RECENT = "SAFE-recent-course"
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("record", [
+    {"medications": [earlier_ivig_course(2, status="active")]},                      # an order running since 2 days ago
+    {"medications": [earlier_ivig_course(5)]},                                       # completed, begun 5 days ago
+    {"administrations": [administration(when=days_ago(d)) for d in range(1, 6)]},   # a full course, ended yesterday
+], ids=["active-order", "completed-order", "administrations"])
+def test_ivig_ordered_or_given_in_the_last_5_days_is_a_warning_at_both_hooks(cds, hook, record):
+    body = hook_request([ivig_order(daily_g=28, days=5)], hook=hook,
+                        prefetch=prefetch(conditions=[gbs(onset=days_ago(8))], weights=[weight(70)], **record))
+    (card,) = [c for c in cds(body) if RECENT in stated_topics(c)]
+    assert_warning_without_suggestions(card, stating="may still be running")
+    assert "J06BA02" in card["detail"]  # the course it rests on
+
+
+@pytest.mark.parametrize("record", [
+    {"medications": [earlier_ivig_course(6)]},
+    {"administrations": [administration(when=days_ago(20))]},
+    {"medications": [earlier_ivig_course(1, status="cancelled")]},
+    {},
+], ids=["order-6-days-ago", "given-20-days-ago", "cancelled", "none"])
+def test_no_recent_course_warning_for_older_cancelled_or_no_course(cards_by_topic, record):
+    assert RECENT not in cards_by_topic(conditions=[gbs(onset=days_ago(30))], **record)
 
 
 # --- IVIG stewardship ------------------------------------------------------------------------------------------
