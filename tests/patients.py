@@ -142,6 +142,19 @@ def catalogue() -> dict[str, dict]:
                                                                     labs=monitoring_labs()[:3] + [_creatinine_umol(240)])),
         "GBS, eGFR 78 against a range from 90": _select(_record([condition("G61.0", onset=days_ago(3))],
                                                                 labs=monitoring_labs()[:3] + [_egfr(78, low=90)])),
+        "GBS, creatinine 2.4 MG/DL written as text, no range": _select(_record(
+            [condition("G61.0", onset=days_ago(3))], labs=monitoring_labs()[:3] + [
+                observation("2160-0", 2.4, "MG/DL", when=days_ago(1)) | {"valueQuantity": {"value": 2.4, "unit": "MG/DL"}}])),
+        "GBS, labs from before the onset": _select(_record(
+            [condition("G61.0", onset=days_ago(5))],
+            labs=[observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(400)), _egfr(92, low=60, when=400)])),
+        "GBS, provisional": _select(_record([condition("G61.0", verification="provisional", onset=days_ago(2))])),
+        "GBS encounter diagnosis without a clinical status": _select(_record([
+            {k: v for k, v in condition("G61.0", onset=days_ago(2)).items() if k != "clinicalStatus"}
+            | {"category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                                         "code": "encounter-diagnosis"}]}]}])),
+        "GBS, pulmonary embolism ruled out": _select(_record([condition("G61.0", onset=days_ago(2)),
+                                                               condition("I26.99", verification="differential")])),
         "GBS, CKD stage 4": _select(_record([condition("G61.0", onset=days_ago(3)), condition("N18.4")])),
         "CIDP, jugular vein thrombosis I82.C1": _select(_record([condition("G61.81"), condition("I82.C11", clinical="resolved")])),
         "CIDP, deep vein thrombosis history": _select(_record([condition("G61.81"), condition("I82.401", clinical="resolved")])),

@@ -46,7 +46,7 @@ def test_the_latest_weight_is_used_and_its_date_stated(cards_by_topic):
 
 @pytest.mark.parametrize("weights, why", [
     ([], "No body weight is on record"),
-    ([weight(70000, "g")], "not a usable value in kg or [lb_av] (g)"),
+    ([weight(70, "mL")], "not a usable value in a unit of mass (mL)"),
 ])
 def test_no_usable_weight_means_no_absolute_dose(cards_by_topic, weights, why):
     card = gbs1(cards_by_topic, ivig_order(), weights)

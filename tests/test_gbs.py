@@ -20,6 +20,7 @@ from tests.fhir_data import (
 )
 
 MILLER_FISHER = ("1767005", SNOMED)
+CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 
 def gbs_cards(cards_by_topic, **data) -> dict[str, dict]:
@@ -132,6 +133,35 @@ def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cards_by_t
 def test_resolved_or_refuted_gbs_is_not_an_indication(cards_by_topic, status):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(**status)])
     assert not [code for code in cards if code.startswith("GBS")]
+
+
+def _encounter_diagnosis(**fields) -> dict:
+    """GBS as an encounter diagnosis without a clinicalStatus (FHIR R4 requires one on the problem list only)."""
+    diagnosis = {k: v for k, v in gbs(onset=days_ago(5)).items() if k != "clinicalStatus"}
+    return diagnosis | {"category": [{"coding": [{"system": CATEGORY, "code": "encounter-diagnosis"}]}]} | fields
+
+
+@pytest.mark.parametrize("diagnosis", [_encounter_diagnosis(), {k: v for k, v in _encounter_diagnosis().items() if k != "category"}],
+                         ids=["encounter-diagnosis", "no-category"])
+def test_a_diagnosis_without_a_clinical_status_outside_the_problem_list_counts(cards_by_topic, diagnosis):
+    cards = gbs_cards(cards_by_topic, conditions=[diagnosis])
+    assert "GBS-1" in cards and "SAFE-stewardship" not in cards
+
+
+@pytest.mark.parametrize("diagnosis", [
+    _encounter_diagnosis(abatementDateTime=days_ago(1)),
+    _encounter_diagnosis(category=[{"coding": [{"system": CATEGORY, "code": "problem-list-item"}]}]),
+], ids=["abated", "problem-list"])
+def test_a_diagnosis_without_a_clinical_status_that_abated_or_is_on_the_problem_list_does_not(cards_by_topic, diagnosis):
+    assert "GBS-1" not in gbs_cards(cards_by_topic, conditions=[diagnosis])
+
+
+@pytest.mark.parametrize("verification", ["provisional", "differential", "unconfirmed"])
+def test_an_unconfirmed_gbs_is_named_not_called_uncoded(cards_by_topic, verification):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(5), verification=verification)])
+    assert not [code for code in cards if code.startswith("GBS")] and "SAFE-stewardship" not in cards
+    card = cards["SAFE-stewardship-unconfirmed"]
+    assert "Guillain-Barre syndrome [G61.0]" in card["detail"] and "unconfirmed, provisional or a differential" in card["detail"]
 
 
 @pytest.mark.parametrize("onset", [

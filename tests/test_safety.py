@@ -122,6 +122,30 @@ def test_no_renal_warning_without_current_evidence(cards_by_topic, data):
     assert "SAFE-2-renal" not in cards_by_topic(**data)
 
 
+def _creatinine_written(value: float, unit: str, *, code: str | None = None) -> dict:
+    """A creatinine with the unit as the EHR wrote it and no reference range (the laboratory sent none)."""
+    resource = observation("2160-0", value, unit, display="Creatinine")
+    resource["valueQuantity"] = {"value": value, "unit": unit} | ({"system": "http://unitsofmeasure.org", "code": code} if code else {})
+    return resource
+
+
+@pytest.mark.parametrize("creatinine", [
+    _creatinine_written(2.4, "MG/DL"), _creatinine_written(2.4, "mg/dl"), _creatinine_written(2.4, "mg/dl", code="mg/dL"),
+    _creatinine_written(212, "µmol/L"), _creatinine_written(212, "micromol/L"), _creatinine_written(212, "UMOL/L"),
+    _creatinine_written(0.212, "mmol/L"),
+], ids=["MG/DL", "mg/dl", "mg/dl-code-mg/dL", "µmol/L", "micromol/L", "UMOL/L", "mmol/L"])
+def test_a_high_creatinine_without_a_range_warns_whatever_the_spelling_of_its_unit(cards_by_topic, creatinine):
+    # 2.4 mg/dL (212 µmol/L) at 56 for a man: eGFR about 31 by CKD-EPI 2021
+    cards = cards_by_topic(conditions=[gbs()], labs=[creatinine], patient_resource=patient("1970-05-01") | {"gender": "male"})
+    assert "SAFE-2-renal" in cards
+
+
+def test_a_creatinine_whose_code_and_text_disagree_is_not_converted(cards_by_topic):
+    disagreeing = _creatinine_written(212, "umol/L", code="mg/dL")
+    cards = cards_by_topic(conditions=[gbs()], labs=[disagreeing], patient_resource=patient("1970-05-01") | {"gender": "male"})
+    assert "SAFE-2-renal" not in cards  # 212 mg/dL or 212 µmol/L: the record cannot say which, so nothing is computed
+
+
 # --- SAFE-2-thrombosis --------------------------------------------------------------------------------
 
 
@@ -148,8 +172,8 @@ def test_a_thrombosis_on_record_active_or_past_is_a_warning(cards_by_topic, thro
     assert thrombosis["code"]["coding"][0]["code"] in card["detail"]
 
 
-@pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
-def test_a_refuted_thrombosis_is_no_history(cards_by_topic, verification):
+@pytest.mark.parametrize("verification", ["refuted", "entered-in-error", "unconfirmed", "provisional", "differential"])
+def test_a_refuted_or_unconfirmed_thrombosis_is_no_history(cards_by_topic, verification):
     assert "SAFE-2-thrombosis" not in cards_by_topic(conditions=[condition("I82.90", verification=verification)])
 
 
@@ -158,9 +182,9 @@ def test_a_refuted_thrombosis_is_no_history(cards_by_topic, verification):
 
 @pytest.mark.parametrize("weights, why", [
     ([], "No body weight is on record."),
-    ([weight(70000, "g")], "is not a usable value in kg or [lb_av] (g)"),
-    ([weight(70, when=days_ago(90)), weight(70000, "g", when=days_ago(1))], "is not a usable value in kg or [lb_av] (g)"),
-], ids=["none", "grams", "older-kg-newer-grams"])
+    ([weight(70, "mL")], "is not a usable value in a unit of mass (mL)"),
+    ([weight(70, when=days_ago(90)), weight(70, "mL", when=days_ago(1))], "is not a usable value in a unit of mass (mL)"),
+], ids=["none", "millilitres", "older-kg-newer-millilitres"])
 def test_no_usable_weight_is_a_warning(cards_by_topic, weights, why):
     card = cards_by_topic(weights=weights)["SAFE-weight"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
@@ -170,7 +194,7 @@ def test_no_usable_weight_is_a_warning(cards_by_topic, weights, why):
 
 def test_a_weight_in_the_wrong_unit_is_not_reported_as_no_weight_on_record(cards_by_topic):
     # The card first says the latest weight on record is unusable, and must not then also claim there is none.
-    card = cards_by_topic(weights=[weight(70000, "g")])["SAFE-weight"]
+    card = cards_by_topic(weights=[weight(70, "mL")])["SAFE-weight"]
     assert "Body weight: no result on record" not in card["detail"], card["detail"]
 
 
@@ -221,6 +245,24 @@ def test_monitoring_card_lists_the_latest_results_and_the_missing_panels(cards_b
     assert f"85 {EGFR_UNIT}" in card["detail"]
     assert "Liver enzymes: no result on record" in card["detail"]
     assert "Full blood count: no result on record" not in card["detail"]
+
+
+def test_results_taken_before_the_diagnosis_began_are_out_of_date_and_shown_with_their_dates(cds, cards_by_topic):
+    year_old = [observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(400), display="Hemoglobin"),
+                observation("1742-6", 24, "U/L", low=7, high=56, when=days_ago(400), display="ALT"), egfr(85, when=days_ago(400))]
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=year_old)
+    card = cards["SAFE-1-results"]
+    assert "out of date" in card["summary"]
+    assert f"Hemoglobin [718-7]: 13.5 g/dL ({days_ago(400)})" in card["detail"]
+    assert not any("within their reference ranges" in c["detail"] for c in cards.values())  # not called reassuring
+
+
+def test_results_taken_since_the_diagnosis_began_are_current(cards_by_topic):
+    labs = [observation(code, value, unit, low=low, high=high, when=days_ago(2))
+            for code, value, unit, low, high in (("718-7", 13.5, "g/dL", 12, 16), ("1742-6", 24, "U/L", 7, 56))]
+    labs.append(egfr(85, when=days_ago(2)))
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=labs)
+    assert "SAFE-1-results" not in cards and "within their reference ranges" in cards["GBS-1"]["detail"]
 
 
 def test_at_signing_monitoring_is_not_repeated(cds):
