@@ -272,6 +272,9 @@ def _describe(resource: dict) -> str:
     if kind == "Condition":
         onset = text(resource.get("onsetDateTime")) or text(resource.get("recordedDate"))
         clinical = code_of(resource, "clinicalStatus") or "status not stated"
+        verification = code_of(resource, "verificationStatus")
+        if verification and verification != "confirmed":  # an unconfirmed, provisional or differential diagnosis says so
+            clinical += f", {verification}"
         return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]})" if onset else ")")
     if kind == "MedicationRequest":
         return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource)})"

@@ -162,6 +162,7 @@ def test_an_unconfirmed_gbs_is_named_not_called_uncoded(cards_by_topic, verifica
     assert not [code for code in cards if code.startswith("GBS")] and "SAFE-stewardship" not in cards
     card = cards["SAFE-stewardship-unconfirmed"]
     assert "Guillain-Barre syndrome [G61.0]" in card["detail"] and "unconfirmed, provisional or a differential" in card["detail"]
+    assert f"(active, {verification}, since" in card["detail"]  # the diagnosis line says how sure the record is
 
 
 @pytest.mark.parametrize("onset", [
