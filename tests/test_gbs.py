@@ -69,6 +69,19 @@ def test_after_plasma_exchange_this_episode_no_card_offers_ivig_as_first_line(ca
     assert not any("suggestions" in card for card in cards.values())
 
 
+@pytest.mark.parametrize("code, system", [
+    ("36514", "http://www.ama-assn.org/go/cpt"),                 # CPT: therapeutic apheresis; for plasma pheresis
+    ("6A550Z3", "http://www.cms.gov/Medicare/Coding/ICD10"),     # ICD-10-PCS: pheresis of plasma, single
+    ("6A551Z3", "http://www.cms.gov/Medicare/Coding/ICD10"),     # ICD-10-PCS: pheresis of plasma, multiple
+], ids=["cpt", "pcs-single", "pcs-multiple"])
+def test_plasma_exchange_billed_by_cpt_or_pcs_counts(cards_by_topic, code, system):
+    """Hospitals record the procedure by its billing code: a plasma exchange coded only by CPT or ICD-10-PCS (its display
+    repeating the code) is the plasma exchange GBS-3 speaks of."""
+    cards = gbs_cards(cards_by_topic, procedures=[procedure(code, system, performed=days_ago(2))])
+    assert "GBS-3" in cards and not {"GBS-1", "GBS-2", "GBS-5"} & set(cards)
+    assert code in cards["GBS-3"]["detail"]
+
+
 def test_plasma_exchange_before_this_episode_does_not_warn(cards_by_topic):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(5))], procedures=[procedure("20720000", performed=days_ago(400))])
     assert "GBS-3" not in cards

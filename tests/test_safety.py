@@ -155,6 +155,8 @@ def test_a_creatinine_whose_code_and_text_disagree_is_not_converted(cards_by_top
     condition("Z86.718", display="Personal history of other venous thrombosis and embolism"),
     condition("128053003", SNOMED, clinical="inactive"),
     condition("I82.C11", clinical="resolved", display="Acute embolism and thrombosis of right internal jugular vein"),
+    condition("135001000119100", SNOMED),                       # SNOMED CT US edition: acute DVT of internal jugular vein
+    condition("864191000000104", SNOMED, clinical="resolved"),  # SNOMED CT UK edition: thrombosis of internal jugular vein
     condition("I82.512", display="Chronic embolism and thrombosis of left femoral vein"),
     condition("I82.611", display="Acute embolism and thrombosis of superficial veins of right upper extremity"),
     condition("I67.6", display="Nonpyogenic thrombosis of intracranial venous system"),
@@ -163,8 +165,8 @@ def test_a_creatinine_whose_code_and_text_disagree_is_not_converted(cards_by_top
     condition("I63.9", clinical="resolved", display="Cerebral infarction, unspecified"),
     condition("I21.4", clinical="resolved", display="Non-ST elevation (NSTEMI) myocardial infarction"),
 ], ids=["active-dvt", "resolved-dvt", "history-code", "inactive-snomed-dvt", "jugular-the-guidelines-example",
-        "chronic-lower-limb", "upper-limb", "cerebral-venous", "cerebral-venous-who", "pulmonary-embolism",
-        "ischaemic-stroke", "myocardial-infarction"])
+        "jugular-snomed-us", "jugular-snomed-uk", "chronic-lower-limb", "upper-limb", "cerebral-venous", "cerebral-venous-who",
+        "pulmonary-embolism", "ischaemic-stroke", "myocardial-infarction"])
 def test_a_thrombosis_on_record_active_or_past_is_a_warning(cards_by_topic, thrombosis):
     card = cards_by_topic(conditions=[thrombosis])["SAFE-2-thrombosis"]
     assert card["indicator"] == "warning" and card["overrideReasons"]

@@ -62,8 +62,10 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
 NDC = "http://hl7.org/fhir/sid/ndc"
 
-# Order of code systems inside compose.include and expansion.contains.
-SYSTEM_ORDER = [SNOMED, ICD10CM, ICD10, ICD10PCS, LOINC, RXNORM, ATC, NDC]
+# Order of code systems inside compose.include and expansion.contains: classes (ATC) before products (RxNorm, NDC),
+# so that a set's first code is its most general one; the service proposes the first code of the IVIG set when a
+# PlanDefinition/$apply call brings no order to copy.
+SYSTEM_ORDER = [SNOMED, ICD10CM, ICD10, ICD10PCS, LOINC, ATC, RXNORM, NDC]
 SYSTEM_LABEL = {
     SNOMED: "SNOMED CT",
     ICD10CM: "ICD-10-CM",
