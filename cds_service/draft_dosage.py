@@ -151,7 +151,8 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
         written = f"{_shown(value) if value is not None else quantity.get('value')!s} {code or word or ''}".strip()
         dose = _dose(value, code, word)
         if value is None:
-            reasons.append(f"the dose ({written}) has no number")
+            as_text = isinstance(quantity.get("value"), str)
+            reasons.append(f"the dose ({written}) {'is written as text, not as a number' if as_text else 'has no number'}")
         elif dose is None:
             reasons.append(_unit_reason(written, (code or word or "").lower()))
         elif value <= 0:

@@ -33,8 +33,9 @@ def text(value: Any) -> str | None:
 
 
 def number(value: Any) -> Decimal | None:
-    """A finite JSON number of sane size (or a numeric string), else None. Booleans are not numbers."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+    """A finite JSON number of sane size, else None. Booleans are not numbers, and neither is a numeric string: FHIR
+    JSON writes numbers as numbers, and one rule holds for the whole request (readable.py for the record)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return None
     try:
         result = Decimal(str(value))

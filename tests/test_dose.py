@@ -257,7 +257,8 @@ def test_a_dose_that_cannot_be_read_unambiguously_says_what_could_not_be_read(cd
     (ivig_order(daily_g=28, days=-5), "the duration (-5 d) is not a positive number of days"),
     (dosed_ivig_order(28, "g", count=0), "the number of doses (0) is not a positive whole number"),
     (dosed_ivig_order(28, "g", frequency=0, **FIVE_DAYS), "the frequency (0) is not a positive whole number"),
-], ids=["negative-dose", "zero-dose", "zero-days", "negative-days", "zero-count", "zero-frequency"])
+    (dosed_ivig_order("28", "g", **FIVE_DAYS), "the dose (28 g) is written as text, not as a number"),
+], ids=["negative-dose", "zero-dose", "zero-days", "negative-days", "zero-count", "zero-frequency", "dose-as-text"])
 def test_a_dose_or_length_that_is_not_positive_is_unreadable_not_a_departure(cards_by_topic, order, reason):
     cards = cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])
     assert "GBS-1" not in cards  # no "200 % below the guideline's course total"
