@@ -61,7 +61,11 @@ def assert_card_contract(cards: list[dict]) -> None:
     dict(labs=[egfr(45)]),                                      # latest eGFR below the laboratory's range
     dict(labs=[creatinine(2.1)]),                               # latest creatinine above the laboratory's range
     dict(labs=[egfr(90, when=days_ago(60)), egfr(45, when=days_ago(2))]),
-], ids=["ckd-icd", "ckd-snomed", "low-egfr", "high-creatinine", "newer-low-egfr"])
+    dict(conditions=[condition("E11.22", display="Type 2 diabetes mellitus with diabetic chronic kidney disease")]),
+    dict(conditions=[condition("I12.9", display="Hypertensive chronic kidney disease")]),
+    dict(conditions=[condition("I12.0", "http://hl7.org/fhir/sid/icd-10", "Hypertensive renal disease with renal failure")]),
+], ids=["ckd-icd", "ckd-snomed", "low-egfr", "high-creatinine", "newer-low-egfr", "diabetic-ckd", "hypertensive-ckd",
+        "who-hypertensive-renal-failure"])
 def test_impaired_renal_function_is_a_warning(cards_by_topic, data):
     card = cards_by_topic(**data)["SAFE-2-renal"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
