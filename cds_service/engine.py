@@ -100,7 +100,7 @@ def prepare(
         ivig_orders = tuple(o for o, kind in kinds if kind is OrderKind.ROUTE_DECIDES)
     if not ivig_orders:
         return None
-    course = Course(tuple(draft_dosage(o) for o in ivig_orders))
+    course = Course(tuple(draft_dosage(o) for o in ivig_orders), heaviest_kg=policy.heaviest_plausible_kg)
     mine = {id(o) for o in ivig_orders}
     inputs = named_inputs(
         facts,

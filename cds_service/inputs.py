@@ -32,7 +32,7 @@ WEIGHT_REQUIREMENT = "weight"
 BASE_INPUTS = (
     "hook", "patient", "ageYears", "conditions", "conditionHistory", "guidelineDiagnoses", "weightKg", "observations", "medications",
     "ivigCourses", "procedures", "plannedProcedures", "unconfirmedGuidelineDiagnoses", "unreadableRecords",
-    "order", "orderDays", "orderDosePerKgPerDay", "draftDosesPerKgPerDay", "courseTotalPerKg",
+    "order", "orderDays", "orderDosePerKgPerDay", "draftDosesPerKgPerDay", "courseTotalPerKg", "courseLeastPerKgAnyWeight",
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
 )
 
@@ -202,6 +202,7 @@ def named_inputs(
         "orderDosePerKgPerDay": per_kg if per_kg is not None else [],
         "draftDosesPerKgPerDay": course.daily_doses_per_kg(facts.weight),
         "courseTotalPerKg": total if total is not None else [],
+        "courseLeastPerKgAnyWeight": least if (least := course.least_per_kg(facts.weight)) is not None else [],
         "courseReadable": course.readable,
         "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],
         "doseTolerance": dose_tolerance,

@@ -199,11 +199,12 @@ def _facts_block(facts: list[str]) -> list[str]:
 def _course_summary(finding: Finding) -> str | None:
     """For advice about the course total: how far the drafts are from the highest total the guideline gives. Drafts
     that state no number of days give at least one day of their daily doses."""
-    weight = finding.facts.weight
-    total = finding.course.total_per_kg(weight)
-    at_least = total is None and bool(finding.course.daily_doses_per_kg(weight))
+    weight, course = finding.facts.weight, finding.course
+    total = course.total_per_kg(weight)
+    at_least = total is None
     if at_least:
-        total = sum(finding.course.daily_doses_per_kg(weight), Decimal(0))
+        daily = course.daily_doses_per_kg(weight)
+        total = sum(daily, Decimal(0)) if daily else course.least_per_kg(weight)
     highest = finding.highest_total_per_kg
     if "courseTotalPerKg" not in finding.recommendation.inputs_used or total is None or not highest:
         return None
@@ -252,6 +253,11 @@ def _patient_facts(finding: Finding) -> list[str]:
             facts.append(f"Body weight: {weight.stated}{converted}, {finding.weight.said}")
     if used & {"courseTotalPerKg", "courseReadable"}:
         facts.append(finding.course.describe(finding.facts.weight) or "The draft course: dose or length not stated")
+    least = finding.course.least_per_kg(finding.facts.weight)
+    if "courseLeastPerKgAnyWeight" in used and least is not None and finding.course.heaviest_kg:
+        heaviest = finding.course.heaviest_kg
+        facts.append(f"With no usable body weight: {fmt(least * heaviest)} g is at least {fmt(least)} g/kg for any patient up to "
+                     f"{fmt(heaviest)} kg (the heaviest plausible weight, Chan & Raffa 2017; not the guideline's)")
     if "guidelineDiagnoses" in used:  # the diagnoses the indication would have to be among
         facts += [_describe(c) for c in finding.facts.conditions] or ["Diagnoses: none on record"]
     facts += [_describe(r) for r in finding.evidence]

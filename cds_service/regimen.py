@@ -58,6 +58,11 @@ class DosePolicy:
     #: the low bound admits a newborn, the high bound is the adult one
     plausible_weight_kg_child: tuple[Decimal, Decimal] = (Decimal("0.3"), Decimal("340.2"))
 
+    @property
+    def heaviest_plausible_kg(self) -> Decimal:
+        """No patient weighs more: a dose in grams is at least this much per kg for anyone (when no weight can be used)."""
+        return max(self.plausible_weight_kg_adult[1], self.plausible_weight_kg_child[1])
+
     def weight_limit(self, age_years: int | None) -> tuple[int, str]:
         """The oldest weight, in days, that may set a dose for a patient of this age, and whom that limit is for."""
         if age_years is not None and age_years >= ADULT_FROM_YEARS:
@@ -189,6 +194,8 @@ class Course:
     """The IVIG drafts of one hook call, taken together: two drafts signed at once are one patient's dose."""
 
     drafts: tuple[DraftDosage, ...]
+    #: the heaviest plausible body weight (DosePolicy): without a usable weight, grams still give a least dose per kg
+    heaviest_kg: Decimal | None = None
 
     @property
     def single(self) -> DraftDosage | None:
@@ -212,6 +219,18 @@ class Course:
     def daily_doses_per_kg(self, weight: DosingWeight | None) -> list[Decimal]:
         """The daily dose per kg of each draft that states one, whether or not it states its days."""
         return [dose for d in self.drafts if (dose := d.per_kg_per_day(weight)) is not None]
+
+    def least_per_kg(self, weight: DosingWeight | None) -> Decimal | None:
+        """Without a usable weight, what the drafts' grams certainly give per kg for any plausible patient: their total
+        in grams (or one day of each daily dose in grams, when days are missing) over the heaviest plausible weight.
+        None with a weight (the true values hold) or when no draft states grams."""
+        if weight is not None or not self.heaviest_kg:
+            return None
+        grams = self.total_grams(None)
+        if grams is None:
+            daily = [g for d in self.drafts if (g := d.grams_per_day(None)) is not None]
+            grams = sum(daily, Decimal(0)) if daily else None
+        return grams / self.heaviest_kg if grams is not None else None
 
     def total_per_kg(self, weight: DosingWeight | None) -> Decimal | None:
         return self._total(lambda d: d.per_kg_per_day(weight))

@@ -107,6 +107,8 @@ def catalogue() -> dict[str, dict]:
         "Miller Fisher, SNOMED CT": _select(_record([condition("1767005", SNOMED, onset=days_ago(4))])),
         "CIDP, untreated, ICD-10-CM": _select(_record([condition("G61.81")])),
         "CIDP, WHO ICD-10 G61.8": _select(_record([condition("G61.8", ICD10)])),
+        "GBS, no weight on record, 1400 g signed": _sign(_record([condition("G61.0", onset=days_ago(3))], kg=None),
+                                                         daily_g=280, days=5),
         "GBS and CIDP both on record": _select(_record([condition("G61.0", onset=days_ago(5)), condition("G61.81")])),
         "GBS and CIDP, 5-fold draft, signed": _sign(_record([condition("G61.0", onset=days_ago(5)), condition("G61.81")]),
                                                     daily_g=140, days=5),

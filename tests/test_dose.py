@@ -127,6 +127,24 @@ def test_a_tenfold_overdose_is_one_critical_card_that_says_how_far_and_offers_th
         assert suggested_grams(card) == [28]
 
 
+@pytest.mark.parametrize("weights", [[], [weight(700)]], ids=["no-weight", "implausible-weight"])
+@pytest.mark.parametrize("order, least", [(ivig_order(daily_g=280, days=5), "4.12"), (ivig_order(daily_g=1000), "2.94")],
+                         ids=["course", "one-day"])
+def test_without_a_usable_weight_grams_no_patient_could_take_are_critical(cds, weights, order, least):
+    """1400 g is at least 4.12 g/kg even for a patient of 340.2 kg (the heaviest plausible weight): an overdose for
+    anyone, so the check needs no weight."""
+    cards = cds(hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=weights)))
+    (card,) = [c for c in cards if HIGHEST in stated_topics(c)]
+    assert card["indicator"] == "critical" and card["summary"].startswith(f"IVIG course at least {least} g/kg")
+    assert f"is at least {least} g/kg for any patient up to 340.2 kg (the heaviest plausible weight" in card["detail"]
+
+
+@pytest.mark.parametrize("order", [ivig_order(daily_g=140, days=5), ivig_order(daily_g=56, days=5)], ids=["700-g", "280-g"])
+def test_without_a_usable_weight_grams_a_heavy_patient_could_take_are_not_called_an_overdose(cds, order):
+    cards = cds(hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[])))
+    assert not [c for c in cards if HIGHEST in stated_topics(c)]
+
+
 @pytest.mark.parametrize("hook", ["order-select", "order-sign"])
 @pytest.mark.parametrize("order", [ivig_order(daily_g=280), ivig_order(per_kg=4)], ids=["grams", "per-kg"])
 def test_a_tenfold_daily_dose_without_days_is_one_critical_departure(cds, hook, order):
