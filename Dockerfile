@@ -30,7 +30,8 @@ VOLUME ["/var/lib/ivig-cds"]
 USER 10001
 
 EXPOSE 8080
-# A TCP check, which no setting changes (discovery may be set to need a JWT) and needs no HTTP client in the image.
+# Liveness: /healthz answers 200 with no credential whatever the settings (discovery may be set to need a JWT), and
+# only when a worker answers HTTP, which an open port alone does not prove. urlopen raises on any other status.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080), timeout=3).close()"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=3)"]
 CMD ["ivig-cds", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -1,8 +1,8 @@
 """PlanDefinition/$apply: the same advice as the cards, for FHIR-native clients.
 
 R4's $apply returns a CarePlan; like HAPI FHIR's clinical reasoning module we contain the
-RequestGroup (one action per applicable recommendation, built from the very cards the CDS Hooks
-endpoint renders) and the proposed MedicationRequests in it. The patient's data comes in the
+RequestGroup (one action per applicable recommendation, rendered from the same presentations as the
+CDS Hooks cards) and the proposed MedicationRequests in it. The patient's data comes in the
 `data` parameter (a Bundle, as in CPG's $apply) and is sorted into the Library's data
 requirements, so it is read exactly as prefetch is.
 """
@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from . import cards, engine
+from . import engine
 from .config import RequestLimits
 from .errors import RequestError
 from .inputs import facts_from
 from .knowledge import KnowledgeBase
+from .presentation import Presentation, present
 from .protocol import check_entry_count
 from .regimen import DosePolicy
-
-PRIORITY = {indicator: priority for priority, indicator in cards.INDICATOR.items()}
 
 
 def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: date, policy: DosePolicy,
@@ -33,7 +32,7 @@ def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: dat
     if plan is None:
         raise RequestError(f"no PlanDefinition with id {plan_id!r}", status=404)
     subject, data, order = _read_parameters(parameters, knowledge, max_entries)
-    findings = [
+    findings = (
         f
         for f in engine.evaluate(knowledge, engine.prepare(
             knowledge,
@@ -45,9 +44,9 @@ def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: dat
             policy=policy,
         ))
         if f.recommendation.plan_url == plan["url"]
-    ]
+    )
     contained: list[dict] = []
-    actions = [_action(cards.card(f), f, contained, subject) for f in findings]
+    actions = [_action(p, contained, subject) for p in present(findings)]
     request_group = {
         "resourceType": "RequestGroup",
         "id": "request-group",
@@ -130,37 +129,35 @@ def _passes(resource: dict, code_filter: dict, knowledge: KnowledgeBase) -> bool
     return value in {c.get("code") for c in code_filter.get("code", [])}
 
 
-def _action(card: dict, finding: engine.Finding, contained: list[dict], subject: str) -> dict:
-    """A card as a RequestGroup action (the HL7 CDS-on-FHIR mapping, read in reverse)."""
-    rec = finding.recommendation
+def _action(presentation: Presentation, contained: list[dict], subject: str) -> dict:
+    """A presentation as a RequestGroup action (the HL7 CDS-on-FHIR mapping of a card, read in reverse)."""
     action: dict[str, Any] = {
-        "id": rec.action_id,
-        "title": card["summary"],
-        "description": card["detail"],
-        "code": [{"coding": [rec.topic]}],
-        "documentation": [rec.documentation],
-        "priority": PRIORITY[card["indicator"]],
+        "id": presentation.action_id,
+        "title": presentation.summary,
+        "description": presentation.detail,
+        "code": [{"coding": [presentation.topic]}],
+        "documentation": [presentation.documentation],
+        "priority": presentation.priority,
     }
-    suggestions = card.get("suggestions", [])
-    if not suggestions:  # advice without a proposed order is a message to the clinician (rqg-1: resource or actions)
+    if not presentation.proposals:  # advice without a proposed order is a message to the clinician (rqg-1)
         message = {
             "resourceType": "CommunicationRequest",
             "id": f"message-{len(contained) + 1}",
             "status": "draft",
             "subject": {"reference": subject},
-            "payload": [{"contentString": card["detail"]}],
-            "priority": action["priority"],
+            "payload": [{"contentString": presentation.detail}],
+            "priority": presentation.priority,
         }
         contained.append(message)
         action["resource"] = {"reference": f"#{message['id']}"}
-    else:
-        action["selectionBehavior"] = card["selectionBehavior"]
-        action["action"] = []
-        for suggestion in suggestions:
-            proposal = copy.deepcopy(suggestion["actions"][0]["resource"])
-            proposal.update(id=f"proposal-{len(contained) + 1}", intent="proposal", status="draft")
-            proposal.pop("contained", None)  # contained resources may not nest
-            contained.append(proposal)
-            action["action"].append({"title": suggestion["label"], "description": suggestion["actions"][0]["description"],
-                                     "resource": {"reference": f"#{proposal['id']}"}})
+        return action
+    action["selectionBehavior"] = presentation.selection_behavior
+    action["action"] = []
+    for proposal in presentation.proposals:
+        order = copy.deepcopy(proposal.order)
+        order.update(id=f"proposal-{len(contained) + 1}", intent="proposal", status="draft")
+        order.pop("contained", None)  # contained resources may not nest
+        contained.append(order)
+        action["action"].append({"title": proposal.label, "description": proposal.description,
+                                 "resource": {"reference": f"#{order['id']}"}})
     return action

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import fhirpathpy
 from fhirpathpy.models import models
 
+from .fhirjson import element
 from .terminology import ConceptIndex, Terminology
 
 VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
@@ -57,13 +58,13 @@ class Membership:
     def __call__(self, values: Mapping[str, Any], index: ConceptIndex) -> list:
         records = values[self.base]
         if not isinstance(records, list):  # no base input is; answered as FHIRPath would walk it, all the same
-            found = [r for r in records if isinstance(r, dict) and index.member_of(_element(r, self.element), self.url)]
+            found = [r for r in records if isinstance(r, dict) and index.member_of(element(r, self.element), self.url)]
         else:
             found = index.grouped(records, self.element, self._concept).get(self.url, [])
         return found[:1] if self.first else list(found)
 
     def _concept(self, record: Any) -> Any:
-        return _element(record, self.element) if isinstance(record, dict) else None
+        return element(record, self.element) if isinstance(record, dict) else None
 
 
 @dataclass(frozen=True)
@@ -497,13 +498,6 @@ def _junction(left: _Run, right: _Run, decisive: bool) -> _Run:
             return [decisive]
         return [not decisive] if a == [not decisive] and b == [not decisive] else []
     return answer
-
-
-def _element(resource: dict, name: str) -> Any:
-    """An element by its FHIRPath name: a choice element (medication[x]) by any of its typed names."""
-    if name in resource:
-        return resource[name]
-    return next((v for k, v in resource.items() if k.startswith(name) and k[len(name):][:1].isupper()), None)
 
 
 class Definitions:

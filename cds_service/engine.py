@@ -6,15 +6,17 @@ disease; diseases are ValueSets and FHIRPath conditions in the knowledge base.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from .body_weight import latest_dosing_weight
+from .draft_dosage import draft_dosage
 from .fhirjson import obj, objects
-from .inputs import PatientFacts, named_inputs
+from .inputs import WEIGHT_REQUIREMENT, PatientFacts, named_inputs
 from .knowledge import KnowledgeBase
 from .orders import OrderKind
 from .recommendation import Recommendation
@@ -24,7 +26,6 @@ from .regimen import (
     DosePolicy,
     WeightStanding,
     compare,
-    draft_dosage,
     weight_standing,
 )
 from .terminology import ConceptIndex
@@ -99,6 +100,9 @@ def prepare(
     regimen, never one each. A recorded weight outside the plausible range is no weight: every fact and card then
     reads as if none were on record, with the reason."""
     age = facts.age_years(today)
+    index = ConceptIndex(knowledge.terminology)
+    weight, weight_note = latest_dosing_weight(facts.weight_records, _is_body_weight(knowledge, index))
+    facts = replace(facts, weight=weight, weight_note=weight_note)
     if facts.weight is not None and (implausible := policy.implausible(facts.weight, age)) is not None:
         facts = replace(facts, weight=None, weight_note=implausible)
     rules = knowledge.order_rules
@@ -109,9 +113,8 @@ def prepare(
         ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
     if not ivig_orders:
         return None
-    course = Course(tuple(draft_dosage(o) for o in ivig_orders))
+    course = Course(tuple(draft_dosage(o) for o in ivig_orders), heaviest_kg=policy.heaviest_plausible_kg)
     mine = {id(o) for o in ivig_orders}
-    index = ConceptIndex(knowledge.terminology)
     inputs = named_inputs(
         facts,
         hook=hook,
@@ -127,6 +130,13 @@ def prepare(
         today=today,
     )
     return Call(hook, ivig_orders, course, facts, today, policy, inputs, route_undetermined, index)
+
+
+def _is_body_weight(knowledge: KnowledgeBase, index: ConceptIndex) -> Callable[[dict], bool]:
+    """Whether an Observation is a body weight: coded in the ValueSets the Library's weight data requirement names."""
+    requirement = knowledge.data_requirements.get(WEIGHT_REQUIREMENT, {})
+    urls = [f["valueSet"] for f in requirement.get("codeFilter", []) if isinstance(f.get("valueSet"), str)]
+    return lambda observation: all(index.member_of(observation.get("code"), url) for url in urls)
 
 
 def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
@@ -201,6 +211,10 @@ def _broader_codes(knowledge: KnowledgeBase, rec: Recommendation, evidence: tupl
     return tuple(notes)
 
 
+#: base inputs whose every record a recommendation that reads them shows (unconfirmed diagnoses, records left out)
+_SHOWN_WHOLE = ("unconfirmedGuidelineDiagnoses", "unreadableRecords")
+
+
 def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tuple[tuple[dict, ...], tuple[str, ...]]:
     """The coded facts on record that the recommendation looked at: every matching diagnosis,
     medication and procedure, and the latest result of each observed ValueSet (or its absence)."""
@@ -211,6 +225,10 @@ def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tupl
         for resource in inputs[pool]:
             concept = resource.get("code") or resource.get("medicationCodeableConcept")
             if index.valuesets(concept) & watched:
+                found.setdefault(id(resource), resource)
+    for pool in _SHOWN_WHOLE:  # records the recommendation is about as such: each one is shown
+        if pool in rec.inputs_used:
+            for resource in inputs[pool]:
                 found.setdefault(id(resource), resource)
     if "ivigCourses" in rec.inputs_used:
         for course in inputs["ivigCourses"][:3]:  # the latest earlier courses the recommendation rests on

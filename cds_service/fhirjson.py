@@ -8,7 +8,9 @@ type instead of raising: a malformed element is unknown, never a crash.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,8 +33,9 @@ def text(value: Any) -> str | None:
 
 
 def number(value: Any) -> Decimal | None:
-    """A finite JSON number of sane size (or a numeric string), else None. Booleans are not numbers."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+    """A finite JSON number of sane size, else None. Booleans are not numbers, and neither is a numeric string: FHIR
+    JSON writes numbers as numbers, and one rule holds for the whole request (readable.py for the record)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return None
     try:
         result = Decimal(str(value))
@@ -66,3 +69,36 @@ def recorded_at(resource: Mapping[str, Any]) -> str | None:
         if found:
             return found
     return None
+
+
+#: FHIR date, dateTime and instant (seconds optional, as EHRs send them): year, month, day, hour, minute, second, zone
+_DATE_TIME = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?")
+
+
+def instant(value: Any) -> datetime | None:
+    """A FHIR date, dateTime or instant as a timezone-aware moment, so that records from different time zones sort by
+    when they happened, not by their text: a date (or a year, a month) as its first moment in UTC, a time without a zone
+    as UTC. None when it is no such value: text, a number, 2026-02-30, month 13."""
+    match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, zone = match.groups()
+    offset = UTC
+    if zone and zone != "Z":
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 14 or minutes > 59:
+            return None
+        sign = -1 if zone[0] == "-" else 1
+        offset = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    try:
+        return datetime(int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0),
+                        tzinfo=offset)
+    except ValueError:
+        return None
+
+
+def element(resource: Mapping[str, Any], name: str) -> Any:
+    """An element by its FHIRPath name: a choice element (medication[x]) by any of its typed names."""
+    if name in resource:
+        return resource[name]
+    return next((v for k, v in resource.items() if k.startswith(name) and k[len(name):][:1].isupper()), None)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from .fhirjson import code_of, obj, recorded_at, text
-from .regimen import Course, DosingWeight, dosing_weight
+from .fhirjson import code_of, instant, objects, recorded_at, text
+from .fhirjson import element as fhir_element
+from .readable import unreadable, without_times
+from .regimen import Course, DosingWeight
 from .terminology import ConceptIndex
 
 #: the data requirement (prefetch key) that holds body weights: weights and lab results are both Observations
@@ -29,16 +31,23 @@ WEIGHT_REQUIREMENT = "weight"
 #: the names named_inputs() supplies; the Library documents each
 BASE_INPUTS = (
     "hook", "patient", "ageYears", "conditions", "conditionHistory", "guidelineDiagnoses", "weightKg", "observations", "medications",
-    "ivigCourses", "procedures", "plannedProcedures", "order", "orderDays", "orderDosePerKgPerDay", "courseTotalPerKg",
+    "ivigCourses", "procedures", "plannedProcedures", "unconfirmedGuidelineDiagnoses", "unreadableRecords",
+    "order", "orderDays", "orderDosePerKgPerDay", "draftDosesPerKgPerDay", "courseTotalPerKg", "courseLeastPerKgAnyWeight",
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
 )
 
 #: the oldest age taken as real: the service's policy, above the oldest verified human age
 MAX_AGE_YEARS = 125
 
-_NOT_A_DIAGNOSIS = {"refuted", "entered-in-error", "unconfirmed", "provisional", "differential"}
-_NOT_ON_RECORD = {"refuted", "entered-in-error"}
+_UNCONFIRMED = {"unconfirmed", "provisional", "differential"}
+_NOT_A_DIAGNOSIS = {"refuted", "entered-in-error"} | _UNCONFIRMED
 _ACTIVE = {"active", "recurrence", "relapse"}
+#: Condition categories (or none) under which FHIR R4 lets a diagnosis go without a clinicalStatus (con-3 requires one
+#: on the problem list only): an encounter's diagnosis is current for that encounter unless it says it has abated
+_ENCOUNTER_DIAGNOSIS = "encounter-diagnosis"
+_ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")
+#: the instant of an undated record: it sorts after every dated one
+_UNDATED = datetime.min.replace(tzinfo=UTC)
 _RESULT_STATUSES = {"final", "amended", "corrected"}
 
 
@@ -49,6 +58,11 @@ class PatientFacts:
     patient: dict | None = None
     conditions: list[dict] = field(default_factory=list)
     condition_history: list[dict] = field(default_factory=list)
+    #: current diagnoses recorded as unconfirmed, provisional or differential: not diagnoses yet, but not "nothing" either
+    unconfirmed_conditions: list[dict] = field(default_factory=list)
+    #: the body-weight requirement's results, newest first; engine.prepare picks the dosing weight from them, since
+    #: which codes are body weights is the knowledge's to say
+    weight_records: list[dict] = field(default_factory=list)
     weight: DosingWeight | None = None
     weight_note: str | None = "No body weight is on record."  # why there is no usable weight
     observations: list[dict] = field(default_factory=list)
@@ -57,6 +71,8 @@ class PatientFacts:
     administrations: list[dict] = field(default_factory=list)
     procedures: list[dict] = field(default_factory=list)
     planned_procedures: list[dict] = field(default_factory=list)
+    #: records that would have counted but cannot be read (readable.py), each with why; left out of everything above
+    unreadable: list[tuple[dict, str]] = field(default_factory=list)
 
     def age_years(self, today: date) -> int | None:
         """Whole years at today; None when the birth date is missing, unreadable, in the future or more than
@@ -69,35 +85,65 @@ class PatientFacts:
 
 
 def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
-    """Sort prefetch results into facts by resource type, whatever key brought them; the body weight
-    is the one fact read from its own key (WEIGHT_REQUIREMENT), since weights and lab results are both Observations."""
+    """Sort prefetch results into facts by resource type, whatever key brought them; the body weights are read from
+    their own key (WEIGHT_REQUIREMENT), since weights and lab results are both Observations.
+
+    Each fact holds the records its status rules admit and the service can read; a record it would admit but cannot
+    read (readable.py) is left out of every fact and kept, with the reason, in `unreadable`."""
     by_type: dict[str, list[dict]] = {}
     for key, value in prefetch.items():
         if key != WEIGHT_REQUIREMENT:
             for resource in _resources(value):
                 by_type.setdefault(resource["resourceType"], []).append(resource)
-    conditions = by_type.get("Condition", [])
+    left_out: dict[int, tuple[dict, str]] = {}
+
+    def readable(records: Iterable[dict]) -> list[dict]:
+        kept = []
+        for record in records:
+            fault = unreadable(record)
+            if fault is None:
+                kept.append(record)
+            else:
+                left_out.setdefault(id(record), (record, fault))
+        return kept
+
+    conditions = [_dated_or_not(c, left_out) for c in by_type.get("Condition", [])]
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
-    weights = sorted(filter(_is_result, (r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT)) if r["resourceType"] == "Observation")),
-                     key=_when_recorded, reverse=True)
-    weight, weight_note = _latest_weight(weights)
+    weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT)) if r["resourceType"] == "Observation" and _is_result(r))
     patients = by_type.get("Patient", [])
     return PatientFacts(
         patient=patients[0] if patients else None,
-        conditions=[c for c in conditions if _is_diagnosis(c)],
-        condition_history=[c for c in conditions if code_of(c, "verificationStatus") not in _NOT_ON_RECORD],
-        weight=weight,
-        weight_note=weight_note,
-        observations=sorted(filter(_is_result, by_type.get("Observation", [])), key=_when_recorded, reverse=True),
-        medications=[m for m in medication_requests if m.get("status") in ("active", "on-hold")],
-        medication_history=[m for m in medication_requests if m.get("status") not in ("entered-in-error", "cancelled", "draft")],
-        administrations=[a for a in by_type.get("MedicationAdministration", []) if a.get("status") in ("completed", "in-progress")],
-        procedures=[p for p in procedures if p.get("status") in ("completed", "in-progress")],
-        planned_procedures=[r for r in by_type.get("ServiceRequest", [])
-                            if r.get("status") in ("active", "on-hold", "draft") and r.get("doNotPerform") is not True]
-        + [p for p in procedures if p.get("status") == "preparation"],
+        conditions=readable(c for c in conditions if _is_current(c) and _verification(c) not in _NOT_A_DIAGNOSIS),
+        condition_history=readable(c for c in conditions if _verification(c) not in _NOT_A_DIAGNOSIS),
+        unconfirmed_conditions=readable(c for c in conditions if _is_current(c) and _verification(c) in _UNCONFIRMED),
+        weight_records=weights,
+        observations=readable(newest_first(filter(_is_result, by_type.get("Observation", [])))),
+        medications=readable(m for m in medication_requests if m.get("status") in ("active", "on-hold")),
+        medication_history=readable(m for m in medication_requests if m.get("status") not in ("entered-in-error", "cancelled", "draft")),
+        administrations=readable(a for a in by_type.get("MedicationAdministration", []) if a.get("status") in ("completed", "in-progress")),
+        procedures=readable(p for p in procedures if p.get("status") in ("completed", "in-progress")),
+        planned_procedures=readable([r for r in by_type.get("ServiceRequest", [])
+                                     if r.get("status") in ("active", "on-hold", "draft") and r.get("doNotPerform") is not True]
+                                    + [p for p in procedures if p.get("status") == "preparation"]),
+        unreadable=list(left_out.values()),
     )
+
+
+def _dated_or_not(condition: dict, left_out: dict[int, tuple[dict, str]]) -> dict:
+    """The Condition, or, when one of its dates cannot be read, a copy without its dates (named in `left_out`)."""
+    fault = unreadable(condition)
+    if fault is None:
+        return condition
+    readable = without_times(condition)
+    left_out[id(readable)] = (condition, f"{fault}; the diagnosis counts without its dates")
+    return readable
+
+
+def newest_first(records: Iterable[dict]) -> list[dict]:
+    """Records by when they happened, newest first, as instants (a record from Los Angeles at 23:30 is after one from
+    London at 05:00 the next day); a record with no date we can read comes last."""
+    return sorted(records, key=lambda r: instant(recorded_at(r)) or _UNDATED, reverse=True)
 
 
 def named_inputs(
@@ -119,7 +165,7 @@ def named_inputs(
     some recommendation is for."""
 
     def coded(resources: Iterable[dict], element: str = "code") -> list[dict]:
-        return [r for r in resources if index.is_known(r.get(element))]
+        return [r for r in resources if index.is_known(fhir_element(r, element))]
 
     conditions = coded(facts.conditions)
 
@@ -139,18 +185,24 @@ def named_inputs(
         "guidelineDiagnoses": [c for c in conditions if index.valuesets(c.get("code")) & indications],
         "weightKg": facts.weight.kg if facts.weight else [],
         "observations": coded(facts.observations),
-        "medications": coded(facts.medications + other_medications, "medicationCodeableConcept"),
+        "medications": coded(facts.medications + other_medications, "medication"),
         "ivigCourses": sorted(
             (m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
-            key=_when_recorded,
+            key=lambda r: instant(recorded_at(r)) or _UNDATED,
             reverse=True,
         ),
         "procedures": coded(facts.procedures),
         "plannedProcedures": coded(facts.planned_procedures + drafted_procedures),
+        "unconfirmedGuidelineDiagnoses": [c for c in coded(facts.unconfirmed_conditions)
+                                          if index.valuesets(c.get("code")) & indications],
+        "unreadableRecords": [_labelled(r, why) for r, why in facts.unreadable
+                              if index.is_known(r.get("code") or fhir_element(r, "medication"))],
         "order": orders[0] if orders else [],
         "orderDays": draft.days if draft is not None and draft.days is not None else [],
         "orderDosePerKgPerDay": per_kg if per_kg is not None else [],
+        "draftDosesPerKgPerDay": course.daily_doses_per_kg(facts.weight),
         "courseTotalPerKg": total if total is not None else [],
+        "courseLeastPerKgAnyWeight": least if (least := course.least_per_kg(facts.weight)) is not None else [],
         "courseReadable": course.readable,
         "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],
         "doseTolerance": dose_tolerance,
@@ -158,20 +210,15 @@ def named_inputs(
     }
 
 
-def _when_recorded(record: dict) -> str:
-    return recorded_at(record) or ""
-
-
-def _latest_weight(weights: list[dict]) -> tuple[DosingWeight | None, str | None]:
-    """The latest body weight, or why there is none we can dose by (an older weight is not a stand-in)."""
-    if not weights:
-        return None, "No body weight is on record."
-    weight = dosing_weight(weights[0])
-    if weight is None:
-        quantity = obj(weights[0].get("valueQuantity"))
-        unit = text(quantity.get("code")) or text(quantity.get("unit")) or "no unit"
-        return None, f"The latest body weight ({recorded_at(weights[0]) or 'undated'}) is not a usable value in kg or [lb_av] ({unit})."
-    return weight, None
+def _labelled(record: dict, why: str) -> dict:
+    """A copy of an unreadable record whose name says why it was left out: the card lists it as a fact line, and the
+    clinician needs the fault to find it in the chart."""
+    element = "medicationCodeableConcept" if "medicationCodeableConcept" in record else "code"
+    concept = dict(record.get(element) or {}) if isinstance(record.get(element), dict) else {}
+    codings = concept.get("coding") if isinstance(concept.get("coding"), list) else []
+    first = codings[0] if codings and isinstance(codings[0], dict) else {}
+    name = text(concept.get("text")) or text(first.get("display")) or text(first.get("code")) or "unnamed"
+    return {**record, element: {**concept, "text": f"{name}, left out: {why}"}}
 
 
 def _resources(value: Any) -> list[dict]:
@@ -189,8 +236,20 @@ def _resources(value: Any) -> list[dict]:
     ]
 
 
-def _is_diagnosis(condition: dict) -> bool:
-    return code_of(condition, "clinicalStatus") in _ACTIVE and code_of(condition, "verificationStatus") not in _NOT_A_DIAGNOSIS
+def _verification(condition: dict) -> str | None:
+    return code_of(condition, "verificationStatus")
+
+
+def _is_current(condition: dict) -> bool:
+    """Clinically current: active, recurrence or relapse; or, with no clinicalStatus, an encounter diagnosis (or a
+    diagnosis with no category) that does not say it has abated."""
+    if condition.get("clinicalStatus") is not None:
+        return code_of(condition, "clinicalStatus") in _ACTIVE
+    categories = {text(c.get("code")) for concept in objects(condition.get("category")) for c in objects(concept.get("coding"))}
+    if categories - {_ENCOUNTER_DIAGNOSIS} or (condition.get("category") is not None and not categories):
+        return False
+    abated = any(condition.get(element) is not None for element in _ABATEMENT) or condition.get("abatementBoolean") is True
+    return not abated
 
 
 def _is_result(observation: dict) -> bool:

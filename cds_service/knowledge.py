@@ -32,8 +32,10 @@ DIRECTION = "http://hl7.org/fhir/uv/cpg/StructureDefinition/cpg-directionOfRecom
 #: on an action that stands for several recommendations when the record cannot tell which applies (valueId: an action id)
 DECIDES_BETWEEN = f"{CANONICAL_BASE}/StructureDefinition/decides-between"
 #: the level of such an action: it has none of its own, each recommendation it states keeps its own
-#: on an action whose finding is a line in the main card rather than a card of its own (valueCode "line")
+#: how an action's finding is shown, when not as a card of its own (valueCode): "line", a line in the main card;
+#: "with-departure", inside the card of a regimen the draft departs from, when there is one
 SHOWN_AS = f"{CANONICAL_BASE}/StructureDefinition/shown-as"
+SHOWN_AS_CODES = ("card", "line", "with-departure")
 DECISION_LEVEL = {"code": "decision", "display": "What decides between the guideline's recommendations"}
 KNOWLEDGE_DIRS = ("valuesets", "plandefinitions")
 #: DataRequirement codeFilter.path / sort.path the service can turn into a FHIR search parameter
@@ -118,8 +120,8 @@ def load(root: Path | str) -> KnowledgeBase:
     for path in files:
         by_type[resources[path.name]["resourceType"]].append((path, resources[path.name]))
 
-    terminology = Terminology(r for _, r in by_type["ValueSet"])
     try:
+        terminology = Terminology(r for _, r in by_type["ValueSet"])
         order_rules = OrderRules((r for _, r in by_type["ValueSet"]), terminology)
     except ValueError as exc:
         raise DefinitionError(root / "valuesets", str(exc)) from exc
@@ -324,5 +326,12 @@ def _recommendation(path: Path, plan: dict, action: dict, compiler: Compiler, de
         selection_behavior=action.get("selectionBehavior"),
         source_file=path.name,
         alternatives=alternatives,
-        as_line=any(e.get("url") == SHOWN_AS and e.get("valueCode") == "line" for e in action.get("extension", [])),
+        shown_as=_shown_as(action, path, where),
     )
+
+
+def _shown_as(action: dict, path: Path, where: str) -> str:
+    codes = [e.get("valueCode") for e in action.get("extension", []) if e.get("url") == SHOWN_AS]
+    if len(codes) > 1 or not set(codes) <= set(SHOWN_AS_CODES):
+        raise DefinitionError(path, f"{where}: shown-as must be one valueCode of {', '.join(SHOWN_AS_CODES)}, not {codes}")
+    return codes[0] if codes else "card"

@@ -393,6 +393,7 @@ def document(services: list[dict], *, jwt_required: bool = True, plan_ids: Itera
             {"name": "feedback"},
             {"name": "fhir"},
             {"name": "meta"},
+            {"name": "operations", "description": "For the operations team and the CDS committee, not for EHRs."},
         ],
         "security": security,
         "paths": {
@@ -475,6 +476,58 @@ def document(services: list[dict], *, jwt_required: bool = True, plan_ids: Itera
                                   "503": _json(_ref("OperationOutcome"), "The feedback store cannot be reached; nothing was stored.")},
                 },
             },
+            "/healthz": {
+                "get": {
+                    "tags": ["operations"],
+                    "operationId": "liveness",
+                    "summary": "Liveness: the process answers. Checks nothing else; needs no credential.",
+                    "security": [],
+                    "responses": {"200": _json(_status_schema(), "Alive.")},
+                },
+            },
+            "/readyz": {
+                "get": {
+                    "tags": ["operations"],
+                    "operationId": "readiness",
+                    "summary": "Readiness: the knowledge is loaded and the card store and the replay store answer now.",
+                    "security": [],
+                    "responses": {"200": _json(_status_schema(checks=True), "Ready: every check says ok."),
+                                  "503": _json(_status_schema(checks=True), "Not ready: the checks say which part.")},
+                },
+            },
+            "/metrics": {
+                "get": {
+                    "tags": ["operations"],
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics (text format), only when IVIG_CDS_METRICS_TOKEN is set.",
+                    "security": [{"metricsToken": []}],
+                    "responses": {
+                        "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "401": _json(_ref("OperationOutcome"), "No or a wrong metrics credential."),
+                        "404": _json(_ref("OperationOutcome"), "No metrics credential is configured: the page is not served."),
+                    },
+                },
+            },
+            "/report": {
+                "get": {
+                    "tags": ["operations"],
+                    "operationId": "report",
+                    "summary": "The CDS committee's report page (HTML), only when IVIG_CDS_REVIEWER_TOKEN is set.",
+                    "security": [{"reviewerToken": []}, {"reviewerPassword": []}],
+                    "parameters": [
+                        {"name": name, "in": "query", "required": False, "description": described,
+                         "schema": {"type": "string", "format": "date"}}
+                        for name, described in (("since", "The first day, YYYY-MM-DD (default: 30 days before until)."),
+                                                ("until", "The last day, YYYY-MM-DD (default: today, UTC)."))
+                    ],
+                    "responses": {
+                        "200": {"description": "The report.", "content": {"text/html": {"schema": {"type": "string"}}}},
+                        "400": _json(_ref("OperationOutcome"), "since or until is not a date."),
+                        "401": _json(_ref("OperationOutcome"), "No or a wrong reviewer credential."),
+                        "404": _json(_ref("OperationOutcome"), "No reviewer credential or no card store is configured."),
+                    },
+                },
+            },
             "/openapi.json": {
                 "get": {
                     "tags": ["meta"],
@@ -499,6 +552,20 @@ def document(services: list[dict], *, jwt_required: bool = True, plan_ids: Itera
                         "verified."
                     ),
                 },
+                "metricsToken": {"type": "http", "scheme": "bearer",
+                                 "description": "IVIG_CDS_METRICS_TOKEN, for the Prometheus scraper."},
+                "reviewerToken": {"type": "http", "scheme": "bearer",
+                                  "description": "IVIG_CDS_REVIEWER_TOKEN, for scripts."},
+                "reviewerPassword": {"type": "http", "scheme": "basic",
+                                     "description": "IVIG_CDS_REVIEWER_TOKEN as the password, any user name, for a browser."},
             },
         },
     }
+
+
+def _status_schema(*, checks: bool = False) -> dict[str, Any]:
+    properties: dict[str, Any] = {"status": {"type": "string"}}
+    if checks:
+        properties["checks"] = {"type": "object", "additionalProperties": {"type": "string"},
+                                "description": "Each part checked and what it said (ok, or the reason it is not)."}
+    return {"type": "object", "required": ["status", *(["checks"] if checks else [])], "properties": properties}

@@ -25,10 +25,10 @@ from enum import Enum
 from typing import Any
 
 from .fhirjson import obj, objects, text
-from .terminology import Terminology
+from .terminology import Terminology, text_pattern
 
 ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
-TEXT_PATTERN = "http://ivig-cds.org/fhir/StructureDefinition/text-pattern"
+
 #: each role an ivig-order-role extension may give, and what it means (the review document shows these words)
 ROLES = {
     "never-ivig": "never IVIG, whatever the route (checked first)",
@@ -63,12 +63,9 @@ class OrderRules:
             if role not in ROLES:
                 raise ValueError(f"ValueSet {valueset.get('id')}: ivig-order-role {role!r} is not one of {tuple(ROLES)}")
             self._valuesets[role].add(valueset["url"])
-            words = text(extensions.get(TEXT_PATTERN, {}).get("valueString"))
-            if words:
-                try:
-                    self._patterns[role].append(re.compile(words, re.IGNORECASE))
-                except re.error as exc:
-                    raise ValueError(f"ValueSet {valueset.get('id')}: text-pattern is not a regular expression: {exc}") from exc
+            pattern = text_pattern(valueset)
+            if pattern is not None:
+                self._patterns[role].append(pattern)
             if role == "ivig" and self._example is None and valueset.get("expansion", {}).get("contains"):
                 self._example = dict(valueset["expansion"]["contains"][0])
         if self._example is None:

@@ -21,6 +21,7 @@ deadline per call; Observation searches that differ only in their codes are sent
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import time
@@ -250,7 +251,9 @@ def _run_parallel(jobs: dict[tuple[str, ...], Callable[[], dict[str, dict | None
     started = time.monotonic()
     counted = metrics.current()
     counted.fhir_queries.inc(len(jobs))
-    futures: dict[tuple[str, ...], Future[dict[str, dict | None]]] = {keys: pool.submit(job) for keys, job in jobs.items()}
+    # each job runs in a copy of this thread's context, so what it logs carries this request's id (jsonlog)
+    futures: dict[tuple[str, ...], Future[dict[str, dict | None]]] = {
+        keys: pool.submit(contextvars.copy_context().run, job) for keys, job in jobs.items()}
     wait(futures.values(), timeout=timeout + _GRACE)
     for future in futures.values():
         future.cancel()  # still queued behind busy workers: never started; running ones end at their deadline

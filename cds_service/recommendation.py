@@ -53,8 +53,10 @@ class Recommendation:
     #: action ids of the recommendations this one stands for when two or more of them apply: the record cannot tell
     #: which (the purpose of the order, the severity), so one card states them all and what decides
     alternatives: tuple[str, ...] = ()
-    #: said as a line in the main card, not as a card of its own (a reminder that holds for every order)
-    as_line: bool = False
+    #: how its finding is shown (knowledge.SHOWN_AS_CODES): a card of its own; a line in the main card (a reminder that
+    #: holds for every order); or inside the card of a regimen the draft departs from, when there is one (a check that
+    #: would only repeat that departure), and a card of its own otherwise
+    shown_as: str = "card"
 
     @property
     def level_text(self) -> str:

@@ -14,13 +14,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .fhirjson import number, obj, objects, recorded_at, text
+from .draft_dosage import DraftDosage
+from .fhirjson import number, obj, recorded_at, text
 
 UCUM = "http://unitsofmeasure.org"
 POUND_IN_KG = Decimal("0.45359237")
-_GRAMS_PER_UNIT = {"g": Decimal(1), "mg": Decimal("0.001"), "kg": Decimal(1000)}
-_DAYS_PER_UNIT = {"d": 1, "wk": 7}
-_LONGEST_COURSE_DAYS = 366  # a longer "course" is not a course; read it as unknown rather than compute with it
 
 
 class RegimenError(ValueError):
@@ -59,6 +57,11 @@ class DosePolicy:
     #: children and patients of unknown age: the service's policy (no standard source gives one range for every age);
     #: the low bound admits a newborn, the high bound is the adult one
     plausible_weight_kg_child: tuple[Decimal, Decimal] = (Decimal("0.3"), Decimal("340.2"))
+
+    @property
+    def heaviest_plausible_kg(self) -> Decimal:
+        """No patient weighs more: a dose in grams is at least this much per kg for anyone (when no weight can be used)."""
+        return max(self.plausible_weight_kg_adult[1], self.plausible_weight_kg_child[1])
 
     def weight_limit(self, age_years: int | None) -> tuple[int, str]:
         """The oldest weight, in days, that may set a dose for a patient of this age, and whom that limit is for."""
@@ -187,82 +190,12 @@ def dosing_weight(observation: Mapping[str, Any]) -> DosingWeight | None:
 
 
 @dataclass(frozen=True)
-class DraftDosage:
-    """What a draft order says about its course, as far as it says it."""
-
-    daily_grams: Decimal | None = None
-    daily_per_kg: Decimal | None = None  # when the order itself is written per kg
-    days: int | None = None
-
-    def per_kg_per_day(self, weight: DosingWeight | None) -> Decimal | None:
-        if self.daily_per_kg is not None:
-            return self.daily_per_kg
-        if self.daily_grams is not None and weight is not None:
-            return self.daily_grams / weight.kg
-        return None
-
-    def grams_per_day(self, weight: DosingWeight | None) -> Decimal | None:
-        if self.daily_grams is not None:
-            return self.daily_grams
-        if self.daily_per_kg is not None and weight is not None:
-            return _round(self.daily_per_kg * weight.kg)
-        return None
-
-
-def draft_dosage(order: Mapping[str, Any]) -> DraftDosage:
-    """Daily dose and number of days of a MedicationRequest's first dosage instruction, as far as it says."""
-    instructions = objects(order.get("dosageInstruction"))
-    if not instructions:
-        return DraftDosage()
-    instruction = instructions[0]
-    repeat = obj(obj(instruction.get("timing")).get("repeat"))
-    per_day = _administrations_per_day(repeat)
-    grams = per_kg = None
-    for dose_and_rate in objects(instruction.get("doseAndRate")):
-        quantity = obj(dose_and_rate.get("doseQuantity"))
-        value = number(quantity.get("value"))
-        unit = text(quantity.get("code")) or text(quantity.get("unit"))
-        if value is None or per_day is None:
-            continue
-        if unit in _GRAMS_PER_UNIT and grams is None:
-            grams = _round(value * _GRAMS_PER_UNIT[unit] * per_day)
-        elif unit == "g/kg" and per_kg is None:
-            per_kg = value * per_day
-    return DraftDosage(grams, per_kg, _course_days(repeat, per_day))
-
-
-def _administrations_per_day(repeat: dict) -> Decimal | None:
-    frequency = number(repeat.get("frequency", 1))
-    period = number(repeat.get("period", 1 if "periodUnit" not in repeat else None))
-    days = _DAYS_PER_UNIT.get(text(repeat.get("periodUnit", "d")) or "")
-    if not frequency or not period or days is None or frequency < 0 or period < 0:
-        return None
-    return frequency / (period * days)
-
-
-def _course_days(repeat: dict, per_day: Decimal | None) -> int | None:
-    bounds = obj(repeat.get("boundsDuration"))
-    value = number(bounds.get("value"))
-    days = _DAYS_PER_UNIT.get(text(bounds.get("code")) or text(bounds.get("unit")) or "")
-    if value is not None and days is not None:
-        return _whole(value * days)
-    count = number(repeat.get("count"))
-    if count is not None and per_day:
-        return _whole(count / per_day)
-    period = obj(repeat.get("boundsPeriod"))
-    try:
-        start = date.fromisoformat(str(period["start"]))
-        end = date.fromisoformat(str(period["end"]))
-    except (KeyError, ValueError):
-        return None
-    return (end - start).days + 1 if end >= start else None
-
-
-@dataclass(frozen=True)
 class Course:
     """The IVIG drafts of one hook call, taken together: two drafts signed at once are one patient's dose."""
 
     drafts: tuple[DraftDosage, ...]
+    #: the heaviest plausible body weight (DosePolicy): without a usable weight, grams still give a least dose per kg
+    heaviest_kg: Decimal | None = None
 
     @property
     def single(self) -> DraftDosage | None:
@@ -275,8 +208,29 @@ class Course:
 
     @property
     def readable(self) -> bool:
-        """Does every draft state a daily dose (in g or g/kg) and a number of days?"""
-        return all((d.daily_grams is not None or d.daily_per_kg is not None) and d.days is not None for d in self.drafts)
+        """Does every draft state a daily dose (in g or g/kg) and a number of days that can be read?"""
+        return all(d.dosed and d.days is not None for d in self.drafts)
+
+    @property
+    def unreadable(self) -> tuple[str, ...]:
+        """What the drafts that cannot be checked write in a form that cannot be read unambiguously, in words."""
+        return tuple(dict.fromkeys(r for d in self.drafts if not (d.dosed and d.days is not None) for r in d.unreadable))
+
+    def daily_doses_per_kg(self, weight: DosingWeight | None) -> list[Decimal]:
+        """The daily dose per kg of each draft that states one, whether or not it states its days."""
+        return [dose for d in self.drafts if (dose := d.per_kg_per_day(weight)) is not None]
+
+    def least_per_kg(self, weight: DosingWeight | None) -> Decimal | None:
+        """Without a usable weight, what the drafts' grams certainly give per kg for any plausible patient: their total
+        in grams (or one day of each daily dose in grams, when days are missing) over the heaviest plausible weight.
+        None with a weight (the true values hold) or when no draft states grams."""
+        if weight is not None or not self.heaviest_kg:
+            return None
+        grams = self.total_grams(None)
+        if grams is None:
+            daily = [g for d in self.drafts if (g := d.grams_per_day(None)) is not None]
+            grams = sum(daily, Decimal(0)) if daily else None
+        return grams / self.heaviest_kg if grams is not None else None
 
     def total_per_kg(self, weight: DosingWeight | None) -> Decimal | None:
         return self._total(lambda d: d.per_kg_per_day(weight))
@@ -295,16 +249,48 @@ class Course:
         return total if self.drafts else None
 
     def describe(self, weight: DosingWeight | None) -> str | None:
-        """The course as drafted, in one clause ("The draft order gives 0.4 g/kg/day (28 g/day) for 5 days, 2 g/kg (140 g) in total")."""
+        """The course as drafted, in one clause ("The draft order gives 0.4 g/kg/day (28 g/day) for 5 days, 2 g/kg (140 g)
+        in total"); for a course that cannot be totalled, what it certainly gives and what cannot be read; None when
+        the drafts state nothing of their dose or length."""
         total_grams, total_per_kg = self.total_grams(weight), self.total_per_kg(weight)
         if total_grams is None and total_per_kg is None:
-            return None
+            return self._partly(weight)
         totals = _either_or_both(total_per_kg, "g/kg", total_grams, "g")
         draft = self.single
         if draft is None:
             return f"The {len(self.drafts)} IVIG draft orders together give {totals} in total"
+        if draft.every_days is not None:
+            return f"The draft order gives {totals} {_repeats(draft)}: a maintenance schedule, whose course is one treatment"
         daily = _either_or_both(draft.per_kg_per_day(weight), "g/kg/day", draft.grams_per_day(weight), "g/day")
         return f"The draft order gives {daily} for {days_text(draft.days or 0)}, {totals} in total"
+
+    def _partly(self, weight: DosingWeight | None) -> str | None:
+        """A course that cannot be totalled: the daily dose of a draft that gives no days it can be read for (one day
+        of it is certain), and what cannot be read."""
+        draft, said = self.single, []
+        if draft is not None and draft.dosed and draft.days is None:
+            per_kg, grams = draft.per_kg_per_day(weight), draft.grams_per_day(weight)
+            said.append(f"The draft order gives {_either_or_both(per_kg, 'g/kg/day', grams, 'g/day')} and no number of days "
+                        f"that can be read: one day alone is {_either_or_both(per_kg, 'g/kg', grams, 'g')}")
+        if self.unreadable:
+            whose = "the draft order" if draft is not None else "the IVIG draft orders"
+            said.append(f"{'What' if said else whose.capitalize()} cannot be read: {'; '.join(self.unreadable)}")
+        return ". ".join(said) or None
+
+
+def _repeats(draft: DraftDosage) -> str:
+    """How a maintenance schedule repeats: "every 3 weeks, 6 times", "every 21 days for 26 weeks"."""
+    every = draft.every_days or 0
+    whole = every == int(every)
+    interval = f"every {weeks_or_days(int(every))}" if whole else f"every {fmt(Decimal(every.numerator) / every.denominator)} days"
+    if draft.treatments is not None:
+        return f"{interval}, {draft.treatments} {'time' if draft.treatments == 1 else 'times'}"
+    return f"{interval} for {weeks_or_days(draft.span_days)}" if draft.span_days else interval
+
+
+def weeks_or_days(days: int) -> str:
+    """'3 weeks' for 21 days, '10 days' for 10."""
+    return ("1 week" if days == 7 else f"{days // 7} weeks") if days % 7 == 0 else days_text(days)
 
 
 def _either_or_both(first: Decimal | None, first_unit: str, second: Decimal | None, second_unit: str) -> str:
@@ -332,23 +318,32 @@ def compare(course: Course, regimens: Sequence[Regimen], weight: DosingWeight | 
     """
     total = course.total_per_kg(weight)
     draft = course.single
+    per_kg = draft.per_kg_per_day(weight) if draft is not None else None
+    if total is None and per_kg is not None:  # a daily dose without days: it departs if no regimen gives it each day
+        daily = [r.dose_per_kg_per_day for r in regimens]
+        nearest = max(daily) if per_kg > max(daily) else min(daily)
+        if abs(per_kg - nearest) > tolerance * nearest and not min(daily) <= per_kg <= max(daily):
+            return Comparison(False, f"{course.describe(weight)}; the guideline's regimen is {describe_all(regimens)}.",
+                              f"{magnitude(per_kg / nearest)} the guideline's daily dose")
     if total is None:
         missing = []
-        if not all(d.daily_grams is not None or d.daily_per_kg is not None for d in course.drafts):
+        if not all(d.dosed for d in course.drafts):
             missing.append("a daily dose")
         elif weight is None:
             missing.append("a daily dose per kg (no body weight)")
         if not all(d.days is not None for d in course.drafts):
             missing.append("a number of days")
         who = "The draft order does not state" if draft is not None else "Not every IVIG draft order states"
-        return Comparison(None, f"{who} {' or '.join(missing)}, so the course cannot be checked against the regimen.")
+        readable = " that can be read" if course.unreadable else ""
+        partly = course.describe(weight)
+        return Comparison(None, f"{who} {' or '.join(missing)}{readable}, so the course cannot be checked against the regimen."
+                          + (f" {partly}." if partly else ""))
 
     def close(a: Decimal, b: Decimal) -> bool:
         return abs(a - b) <= tolerance * b
 
     totals = {r.total_per_kg for r in regimens}
     days = draft.days if draft is not None else None
-    per_kg = draft.per_kg_per_day(weight) if draft is not None else None
     spans_range = len(totals) == 1 and days is not None and min(r.days for r in regimens) <= days <= max(r.days for r in regimens)
     if draft is None:
         matches = any(close(total, t) for t in totals)
@@ -402,7 +397,3 @@ def fmt(value: Decimal) -> str:
 
 def _round(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.1"))
-
-
-def _whole(value: Decimal) -> int | None:
-    return int(value) if value == value.to_integral_value() and 0 < value <= _LONGEST_COURSE_DAYS else None

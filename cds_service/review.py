@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import re
 
+from .cards import INDICATOR
 from .knowledge import CANONICAL_BASE, KnowledgeBase
 from .orders import ROLES
 from .recommendation import Recommendation
 from .regimen import describe_all
+from .terminology import text_pattern
 
-_INDICATOR = {"routine": "info", "urgent": "warning", "stat": "critical"}
+#: how a finding not shown as a card of its own (the shown-as extension) is shown
+_SHOWN_AS = {
+    "card": "",
+    "line": "a line at the end of the main card (a card of its own only when there is no other card)",
+    "with-departure": "opens the card of the regimen the draft departs from, when there is one, and makes it as severe; "
+                      "a card of its own otherwise",
+}
 _VALUESET_URL = re.compile(re.escape(CANONICAL_BASE) + r"/ValueSet/[A-Za-z0-9.\-]+")
 
 
@@ -43,7 +51,7 @@ def render(knowledge: KnowledgeBase) -> str:
     for rec in knowledge.recommendations:
         lines.append(
             f"| {rec.action_id} | {titles[rec.plan_url]} | {_cell(rec.title)} | {rec.level_text} | {rec.direction or '—'} "
-            f"| {_INDICATOR[rec.priority]} | {describe_all(rec.regimens) if rec.regimens else 'none stated'} |"
+            f"| {INDICATOR[rec.priority]} | {describe_all(rec.regimens) if rec.regimens else 'none stated'} |"
         )
     lines += _order_rules(knowledge)
     lines += _definitions(knowledge)
@@ -83,7 +91,7 @@ def _recommendation(knowledge: KnowledgeBase, rec: Recommendation) -> list[str]:
         f"### {rec.action_id}: {rec.title}",
         "",
         f"- **Level:** {rec.level_text}; **direction:** {rec.direction or 'none'}; **evidence:** {evidence}",
-        f"- **Card:** {_INDICATOR[rec.priority]}, on {', '.join(sorted(rec.hooks))}",
+        f"- **Card:** {', '.join(filter(None, (INDICATOR[rec.priority], _SHOWN_AS[rec.shown_as])))}, on {', '.join(sorted(rec.hooks))}",
         f"- **Guideline** ({doc.get('label', 'section not named')}):",
         "",
         f"  > {doc['citation']}",
@@ -156,6 +164,9 @@ def _valueset(valueset: dict) -> list[str]:
     ]
     if filters:
         lines += ["", "Also matched: " + "; ".join(filters) + "."]
+    words = text_pattern(valueset)
+    if words is not None:
+        lines += ["", f"Also matched by the words of a concept (its text, its displays; case-insensitive): `{_cell(words.pattern)}`"]
     return lines + [""]
 
 

@@ -4,11 +4,15 @@ fhirpathpy has no terminology functions, so `memberOf()` in our FHIRPath conditi
 served from here. Membership is decided from each ValueSet's expansion, plus the `is-a`
 filters of its compose for code systems whose hierarchy is spelled in the code itself
 (ICD-10, ICD-10-CM, ATC): a patient's `I26.99` is a descendant of the verified category
-`I26` without us having to enumerate every billable child.
+`I26` without us having to enumerate every billable child. A ValueSet may also name its
+members in words (its `text-pattern` extension): medication orders often carry only product
+codes we cannot verify (RxNorm SCDs, local codes) or a reference with a display, and the name
+is then the only thing that says what the product is.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -23,6 +27,10 @@ NDC = "http://hl7.org/fhir/sid/ndc"
 #: A compose concept broader than its ValueSet's meaning (a WHO ICD-10 category holding the disease and others)
 #: carries this extension; its valueString names the code, its title and what else it covers.
 BROADER_CODE = "http://ivig-cds.org/fhir/StructureDefinition/broader-code"
+
+#: On a ValueSet: a case-insensitive regular expression over a concept's words (its text, its codings' displays, a
+#: reference's display) that names a member.
+TEXT_PATTERN = "http://ivig-cds.org/fhir/StructureDefinition/text-pattern"
 
 #: Code systems in which a descendant's code starts with its ancestor's code.
 PREFIX_HIERARCHIES = frozenset({ICD10, ICD10CM, ATC})
@@ -56,6 +64,17 @@ def ndc_product(code: str) -> str | None:
     return None
 
 
+def text_pattern(valueset: Mapping[str, Any]) -> re.Pattern[str] | None:
+    """A ValueSet's text-pattern, compiled; ValueError naming the ValueSet when it is not a regular expression."""
+    words = next((e.get("valueString") for e in objects(valueset.get("extension")) if e.get("url") == TEXT_PATTERN), None)
+    if not isinstance(words, str) or not words:
+        return None
+    try:
+        return re.compile(words, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"ValueSet {valueset.get('id')}: text-pattern is not a regular expression: {exc}") from exc
+
+
 class Terminology:
     """Answers "is this coding in that ValueSet?" for the ValueSets loaded at start-up."""
 
@@ -65,12 +84,18 @@ class Terminology:
         self._urls: set[str] = set()
         self._memo: dict[tuple[str, str], frozenset[str]] = {}  # (system, code) -> ValueSets; codes recur across calls
         self._broader: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)  # url -> (system, code) -> note
+        self._words: list[tuple[re.Pattern[str], str]] = []  # (text-pattern, url)
         for valueset in valuesets:
             self._add(valueset)
+        # one search tells whether any ValueSet's words are in a text at all: most texts (labs, diagnoses) name none
+        self._any_words = re.compile("|".join(f"(?:{p.pattern})" for p, _ in self._words), re.IGNORECASE) if self._words else None
 
     def _add(self, valueset: Mapping[str, Any]) -> None:
         url = valueset["url"]
         self._urls.add(url)
+        pattern = text_pattern(valueset)
+        if pattern is not None:
+            self._words.append((pattern, url))
         for concept in valueset.get("expansion", {}).get("contains", []):
             key = (concept["system"], _normalise(concept["system"], concept["code"]))
             self._exact[key].add(url)
@@ -103,24 +128,19 @@ class Terminology:
             self._memo[key] = found
         return found
 
-    def concept_valuesets(self, value: Any) -> frozenset[str]:
-        """codings_in(value), frozen; a CodeableConcept of one coding (most records) straight from the code's memo."""
-        if isinstance(value, dict):
-            codings = value.get("coding")
-            if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict):
-                return self.valuesets_of(codings[0].get("system"), codings[0].get("code"))
-        return frozenset(self.codings_in(value))
-
     def codings_in(self, value: Any) -> set[str]:
-        """ValueSets of a Coding, a CodeableConcept, or a list of either."""
+        """ValueSets of a Coding, a CodeableConcept, a Reference, or a list of them: by code, then by words."""
         found: set[str] = set()
         for coding in _codings(value):
             found |= self.valuesets_of(coding.get("system"), coding.get("code"))
+        if self._any_words is not None:
+            texts = [t for t in _texts(value) if self._any_words.search(t)]
+            found |= {url for pattern, url in self._words if any(pattern.search(t) for t in texts)}
         return found
 
     def is_known(self, value: Any) -> bool:
-        """Is any coding of this concept in a loaded ValueSet?"""
-        return any(self.valuesets_of(c.get("system"), c.get("code")) for c in _codings(value))
+        """Is this concept in a loaded ValueSet?"""
+        return bool(self.codings_in(value))
 
     def member_of(self, value: Any, url: str) -> bool:
         return url in self.codings_in(value)
@@ -144,6 +164,17 @@ class Terminology:
             return None
         ancestors = [prefix for (sys_, prefix) in notes if sys_ == system and norm.startswith(prefix)]
         return notes[(system, max(ancestors, key=len))] if ancestors else None
+
+
+def _texts(value: Any) -> list[str]:
+    """The words a concept is written in: a CodeableConcept's text and its codings' displays, a Coding's or a
+    Reference's display. A resource's `text` is a Narrative, not words of a concept, and is not read."""
+    if isinstance(value, list):
+        return [t for item in value for t in _texts(item)]
+    if not isinstance(value, Mapping):
+        return []
+    words = [value.get("text"), value.get("display")] + [c.get("display") for c in objects(value.get("coding"))]
+    return [w for w in words if isinstance(w, str)]
 
 
 def _codings(value: Any) -> Sequence[Mapping[str, Any]]:
@@ -186,7 +217,7 @@ class ConceptIndex:
     def valuesets(self, concept: Any) -> frozenset[str]:
         known = self._found.get(id(concept))
         if known is None:
-            known = self._found[id(concept)] = (concept, self._terminology.concept_valuesets(concept))
+            known = self._found[id(concept)] = (concept, frozenset(self._terminology.codings_in(concept)))
         return known[1]
 
     def member_of(self, concept: Any, url: str) -> bool:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("tests.card_checks", "tests.four_or_five_days", "tests.range_regimen")
-pytest_plugins = ["tests.tiers", "tests.fhir_server_fixtures", "tests.store_fixtures", "tests.redis_fixtures"]  # real FHIR server; stores (SQLite, PostgreSQL, Redis)
+# the tiers; the real FHIR server; the stores (SQLite, PostgreSQL, Redis)
+pytest_plugins = ["tests.tiers", "tests.fhir_server_fixtures", "tests.store_fixtures", "tests.redis_fixtures"]
 
 from cds_service.app import create_app
 from cds_service.auth import AuthSettings

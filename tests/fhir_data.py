@@ -113,6 +113,26 @@ def ivig_order(*, id: str = "ivig-1", daily_g: float | None = None, days: int | 
     return order
 
 
+def dosed_ivig_order(value: Any, unit: str | None, *, code: str | None = "same", id: str = "ivig-1", **repeat: Any) -> dict:
+    """A draft IVIG order written as an EHR may write it: a dose of `value` in `unit` (UCUM `code`, the same by default;
+    None for the unit word alone) and `repeat` as its timing.repeat (frequency, period, periodUnit, boundsDuration,
+    boundsPeriod, count), once a day unless it says otherwise."""
+    order = ivig_order(id=id)
+    quantity: dict[str, Any] = {"value": value}
+    if unit is not None:
+        quantity["unit"] = unit
+    if code is not None:
+        quantity.update(system=UCUM, code=unit if code == "same" else code)
+    order["dosageInstruction"] = [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", **repeat}},
+                                   "doseAndRate": [{"doseQuantity": quantity}]}]
+    return order
+
+
+def duration(value: Any, unit: str, code: str | None = "same") -> dict:
+    """A boundsDuration: UCUM `code` (the same as the unit by default), or the unit word alone when code is None."""
+    return {"value": value, "unit": unit, **({"system": UCUM, "code": unit if code == "same" else code} if code else {})}
+
+
 def _coded_record(resource_type: str, id: str, status: str, concept: str, code: str, system: str, **fields: Any) -> dict:
     """A `resource_type` of the patient with `status`, coded (the code as its display) in its element `concept`,
     then `fields`."""

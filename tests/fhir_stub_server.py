@@ -13,6 +13,7 @@ Routes are matched on the exact percent-decoded request target after the base pa
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -133,10 +134,8 @@ def _handler_for(stub: FhirStub) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
                 stub._answer(self)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout tests)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

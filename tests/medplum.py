@@ -19,6 +19,7 @@ Needs node and npm; ``ensure_installed()`` runs ``npm ci`` the first time (node_
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -145,10 +146,8 @@ def _start(args: list[str], env: dict[str, str] | None) -> tuple[subprocess.Pope
     stderr_reader = threading.Thread(target=pump, args=(process.stderr, errors.append), daemon=True)
     stderr_reader.start()
     line = None
-    try:
+    with contextlib.suppress(queue.Empty):
         line = lines.get(timeout=START_TIMEOUT)
-    except queue.Empty:
-        pass
     if not line or not line.startswith("LISTENING "):
         stop_process(process)
         stderr_reader.join(timeout=5)
@@ -205,7 +204,7 @@ def validate_files(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, b
         raise MedplumUnavailable(f"validator printed {len(lines)} results for {len(names)} files "
                                  f"(exit {result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     out = []
-    for name, path, line in zip(names, absolute, lines):
+    for name, path, line in zip(names, absolute, lines, strict=True):
         if line.startswith("OK "):
             rest = line[len("OK ") + len(path):]
             out.append((name, True, rest.strip().removeprefix("(warnings: ").removesuffix(")")))

@@ -21,8 +21,11 @@ def assert_details_both_ends(card: dict) -> None:
 
 
 def assert_60_g_for_5_days_departs(card: dict) -> None:
-    """The card for a draft of 60 g/day for 5 days (70 kg): a warning that offers both ends of the range."""
-    assert card["indicator"] == "warning" and card["overrideReasons"]
+    """The card for a draft of 60 g/day for 5 days (70 kg): 4.29 g/kg is above any course the guideline gives, so one
+    critical card says both the departure and that, and offers both ends of the range."""
+    assert card["indicator"] == "critical" and card["overrideReasons"]
+    assert "SAFE-course-above-highest" in card["extension"]["org.ivig-cds.states"]
+    assert card["detail"].startswith("**IVIG course 4.29 g/kg: about 2.1 times the highest total the guideline gives")
     assert card["summary"].startswith("IVIG draft: about 2.1 times the guideline's course total") and len(card["summary"]) < 140
     assert "The draft order gives 0.86 g/kg/day (60 g/day) for 5 days, 4.29 g/kg (300 g) in total" in card["detail"]
     assert "; the guideline's regimen is " in card["detail"]  # the draft does not follow it

@@ -47,6 +47,10 @@ def test_apply_gives_the_same_advice_as_the_hook(client, cds):
     group = apply(client, "efns-ivig-gbs", parameters(*GBS_DATA)).get_json()["contained"][0]
     gbs_cards = [c for c in cards if c["source"]["topic"]["code"].startswith("GBS")]
     assert [(a["title"], a["description"]) for a in group["action"]] == [(c["summary"], c["detail"]) for c in gbs_cards]
+    indicator = {"routine": "info", "urgent": "warning", "stat": "critical"}  # the CDS-on-FHIR mapping
+    assert [indicator[a["priority"]] for a in group["action"]] == [c["indicator"] for c in gbs_cards]
+    assert [[p["title"] for p in a.get("action", [])] for a in group["action"]] == [
+        [s["label"] for s in c.get("suggestions", [])] for c in gbs_cards]
 
 
 def test_a_draft_order_that_departs_makes_the_action_urgent(client):
@@ -69,7 +73,8 @@ def test_a_plan_that_does_not_apply_gives_a_careplan_without_actions(client):
 @pytest.mark.parametrize("body, status", [
     ({"resourceType": "Bundle"}, 400),
     (parameters(subject="Group/1"), 400),
-    ({"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/1"}, {"name": "data", "resource": {"resourceType": "Patient"}}]}, 400),
+    ({"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/1"},
+                                                  {"name": "data", "resource": {"resourceType": "Patient"}}]}, 400),
     (parameters(draft={"resourceType": "MedicationRequest", "medicationCodeableConcept": {"text": "aspirin"}}), 400),
 ])
 def test_bad_parameters_get_a_400_operation_outcome(client, body, status):

@@ -502,10 +502,10 @@ def sandbox_private_key():
 
 
 def test_embedded_sandbox_jwks_is_the_reference_copy():
-    assert SANDBOX_JWKS == json.loads((KEYS / "sandbox_jwks.json").read_text())
+    assert json.loads((KEYS / "sandbox_jwks.json").read_text()) == SANDBOX_JWKS
     shared = Path(__file__).resolve().parents[2] / "shared/reference/cds-hooks/cds-hooks-sandbox/jwks.json"
     if shared.exists():
-        assert SANDBOX_JWKS == json.loads(shared.read_text())
+        assert json.loads(shared.read_text()) == SANDBOX_JWKS
 
 
 def test_published_sandbox_private_key_matches_its_jwks(sandbox_private_key):

@@ -20,7 +20,8 @@ CLI = [sys.executable, "-m", "cds_service.cli"]
 
 def test_evaluate_prints_the_response_for_a_request_file(tmp_path):
     request = tmp_path / "request.json"
-    request.write_text(json.dumps(hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(70, when=days_ago(1))]))))
+    data = prefetch(conditions=[gbs()], weights=[weight(70, when=days_ago(1))])
+    request.write_text(json.dumps(hook_request([ivig_order()], prefetch=data)))
     done = subprocess.run(CLI + ["evaluate", str(request)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     cards = json.loads(done.stdout)["cards"]

@@ -224,15 +224,18 @@ def test_the_image_start_command_serves_discovery(tmp_path, mode, status):
         stop(server)
 
 
-def test_the_healthcheck_probes_the_port_without_a_jwt(tmp_path):
+def test_the_healthcheck_asks_the_service_for_liveness_without_a_jwt(tmp_path):
     probe = dockerfile_json("HEALTHCHECK")
-    assert probe[0] == "python" and "8080" in probe[-1]
+    assert probe[0] == "python" and "8080" in probe[-1] and "/healthz" in probe[-1]
     port = free_port()
     probe = [str(VENV_BIN / "python"), *probe[1:-1], probe[-1].replace("8080", str(port))]
     assert subprocess.run(probe, capture_output=True, timeout=30).returncode != 0, "healthy with nothing listening"
-    response, server = start_and_get(image_command(VENV_BIN, port), image_env(ROOT), tmp_path, port)
+    with socket.create_server(("127.0.0.1", port)):  # a port that accepts but never answers HTTP is not alive
+        assert subprocess.run(probe, capture_output=True, timeout=30).returncode != 0, "healthy on a mute port"
+    closed = image_env(ROOT, IVIG_CDS_DISCOVERY_REQUIRES_JWT="true")  # liveness must not depend on that setting
+    response, server = start_and_get(image_command(VENV_BIN, port), closed, tmp_path, port)
     try:
-        assert response.status_code == 200  # discovery, which needs no JWT unless IVIG_CDS_DISCOVERY_REQUIRES_JWT
+        assert response.status_code == 401, response.text  # discovery, closed by the setting
         assert subprocess.run(probe, capture_output=True, text=True, timeout=30).returncode == 0
     finally:
         stop(server)

@@ -50,18 +50,24 @@ def _dehyphenate(text: str) -> str:
 @pytest.mark.parametrize("breakage, fault", [
     (lambda d: d["action"][0].pop("documentation"), "documentation citing the guideline is required"),
     (lambda d: d["action"][0]["documentation"][0].pop("citation"), "the guideline sentence) is required"),
-    (lambda d: d["action"][0].update(extension=d["action"][0]["extension"][1:]), "cqf-strengthOfRecommendation extension (EFNS level) is required"),
+    (lambda d: d["action"][0].update(extension=d["action"][0]["extension"][1:]),
+     "cqf-strengthOfRecommendation extension (EFNS level) is required"),
     (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where("), "does not evaluate"),
-    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%noSuchInput.exists()"), "reads %noSuchInput, declared neither"),
+    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%noSuchInput.exists()"),
+     "reads %noSuchInput, declared neither"),
     (lambda d: d["action"][0]["condition"][0]["expression"].pop("description"), "needs a description (the condition in words)"),
     (lambda d: d["extension"][0]["valueExpression"].pop("description"), "variable gbsDiagnosis needs a description"),
     (lambda d: d["extension"].reverse(), "declared neither as a named definition before it"),  # a definition reads a later one
     (lambda d: d["extension"].append(d["extension"][0]), "variable gbsDiagnosis is declared twice"),
     (lambda d: d["extension"][0]["valueExpression"].update(name="conditions"), "is declared twice (or is a Library parameter)"),
-    (lambda d: d["action"][0]["condition"][0]["expression"].update(expression="%conditions.where(code.memberOf('http://x/ValueSet/none')).exists()"), "names no loaded ValueSet"),
-    (lambda d: d["action"][0].update(definitionCanonical="http://ivig-cds.org/fhir/ActivityDefinition/missing"), "is not a loaded ActivityDefinition"),
+    (lambda d: d["action"][0]["condition"][0]["expression"].update(
+        expression="%conditions.where(code.memberOf('http://x/ValueSet/none')).exists()"), "names no loaded ValueSet"),
+    (lambda d: d["action"][0].update(definitionCanonical="http://ivig-cds.org/fhir/ActivityDefinition/missing"),
+     "is not a loaded ActivityDefinition"),
     (lambda d: d.update(action="not a list"), "not a valid FHIR PlanDefinition"),
     (lambda d: d["action"][0].update(title="x" * 140), "under 140 characters"),
+    (lambda d: d["action"][0]["extension"].append({"url": "http://ivig-cds.org/fhir/StructureDefinition/shown-as",
+                                                   "valueCode": "footnote"}), "shown-as must be one valueCode of card, line"),
 ])
 def test_a_broken_definition_stops_start_up_naming_the_file_and_the_fault(tmp_path: Path, breakage, fault):
     target, definition = _knowledge_copy(tmp_path, "PlanDefinition-efns-ivig-gbs.json")

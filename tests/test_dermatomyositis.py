@@ -54,6 +54,33 @@ def test_on_prednisone_ivig_is_an_add_on_not_monotherapy(cards_by_topic, data):
     assert "H02AB07" in cards["DM-1"]["detail"]  # the corticosteroid it rests on is shown
 
 
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def _by_reference(display: str) -> dict:
+    """An order as Epic sends it: the product a reference to a Medication, named only by its display."""
+    order = medication_request("", status="active")
+    del order["medicationCodeableConcept"]
+    return order | {"medicationReference": {"reference": "Medication/erx-12345", "display": display}}
+
+
+@pytest.mark.parametrize("order", [
+    medication_request("312617", RXNORM, "predniSONE 20 MG Oral Tablet"),           # an RxNorm product (SCD) code
+    medication_request("", text="methylPREDNISolone sodium succinate 40 mg IV"),    # words only
+    _by_reference("PREDNISONE 5 MG PO TABS"),
+], ids=["rxnorm-product", "text-only", "medication-reference"])
+def test_a_corticosteroid_named_only_in_words_counts(cards_by_topic, order):
+    cards = dm_cards(cards_by_topic, medications=[order])
+    assert {"DM-1", "DM-2"} <= set(cards) and "DM-3" not in cards
+
+
+@pytest.mark.parametrize("display", ["hydrocortisone 1 % topical cream", "prednisoLONE acetate 1 % ophthalmic suspension",
+                                     "dexamethasone 0.1 % eye drops"])
+def test_a_topical_corticosteroid_is_not_systemic_treatment(cards_by_topic, display):
+    cards = dm_cards(cards_by_topic, medications=[medication_request("", text=display)])
+    assert "DM-3" in cards and "DM-1" not in cards
+
+
 @pytest.mark.parametrize("status", ["completed", "stopped"])
 def test_a_past_corticosteroid_course_does_not_make_it_combination_therapy(cards_by_topic, status):
     cards = dm_cards(cards_by_topic, medications=[corticosteroid(status=status)])

@@ -21,7 +21,8 @@ def test_two_services_one_per_hook(client):
     assert {(s["id"], s["hook"]) for s in services} == {("ivig-order-select", "order-select"), ("ivig-order-sign", "order-sign")}
     for service in services:
         assert service["description"] and service["title"]
-        assert set(service["prefetch"]) == {"patient", "conditions", "weight", "labs", "medications", "administrations", "procedures", "serviceRequests"}
+        assert set(service["prefetch"]) == {"patient", "conditions", "weight", "labs", "medications", "administrations", "procedures",
+                                            "serviceRequests"}
 
 
 def test_prefetch_templates_use_only_2_0_tokens_and_the_restricted_query_syntax(client):

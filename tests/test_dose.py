@@ -6,8 +6,20 @@ import re
 
 import pytest
 
+from tests.card_checks import stated_topics
 from tests.fhir_data import (
-    UCUM, condition, days_ago, gbs, hook_request, ivig_order, patient, prefetch, suggested_courses, weight,
+    UCUM,
+    condition,
+    days_ago,
+    dosed_ivig_order,
+    duration,
+    gbs,
+    hook_request,
+    ivig_order,
+    patient,
+    prefetch,
+    suggested_courses,
+    weight,
 )
 
 
@@ -34,7 +46,7 @@ def test_the_latest_weight_is_used_and_its_date_stated(cards_by_topic):
 
 @pytest.mark.parametrize("weights, why", [
     ([], "No body weight is on record"),
-    ([weight(70000, "g")], "not a usable value in kg or [lb_av] (g)"),
+    ([weight(70, "mL")], "not a usable value in a unit of mass (mL)"),
 ])
 def test_no_usable_weight_means_no_absolute_dose(cards_by_topic, weights, why):
     card = gbs1(cards_by_topic, ivig_order(), weights)
@@ -55,29 +67,31 @@ def test_a_draft_that_follows_the_regimen_gets_no_suggestion(cards_by_topic, ord
     assert "this follows the guideline's regimen" in card["detail"]
 
 
-@pytest.mark.parametrize("order, how_far, said", [
+@pytest.mark.parametrize("order, how_far, said, indicator", [
+    # 3 g/kg is above any course the guideline gives (2 g/kg): the departure's card is critical (see below)
     (ivig_order(daily_g=42, days=5), "about 1.5 times the guideline's course total",
-     "0.6 g/kg/day (42 g/day) for 5 days, 3 g/kg (210 g) in total"),
+     "0.6 g/kg/day (42 g/day) for 5 days, 3 g/kg (210 g) in total", "critical"),
     (ivig_order(daily_g=28, days=3), "40 % below the guideline's course total, 2 days shorter",
-     "0.4 g/kg/day (28 g/day) for 3 days, 1.2 g/kg (84 g) in total"),
+     "0.4 g/kg/day (28 g/day) for 3 days, 1.2 g/kg (84 g) in total", "warning"),
     (ivig_order(daily_g=28, days=4), "20 % below the guideline's course total, 1 day shorter",
-     "0.4 g/kg/day (28 g/day) for 4 days, 1.6 g/kg (112 g) in total"),
+     "0.4 g/kg/day (28 g/day) for 4 days, 1.6 g/kg (112 g) in total", "warning"),
     (ivig_order(daily_g=70, days=2), "about 2.5 times the guideline's daily dose, 3 days shorter",
-     "1 g/kg/day (70 g/day) for 2 days, 2 g/kg (140 g) in total"),
+     "1 g/kg/day (70 g/day) for 2 days, 2 g/kg (140 g) in total", "warning"),
     (ivig_order(daily_g=14, days=5), "50 % below the guideline's course total",
-     "0.2 g/kg/day (14 g/day) for 5 days, 1 g/kg (70 g) in total"),
+     "0.2 g/kg/day (14 g/day) for 5 days, 1 g/kg (70 g) in total", "warning"),
 ])
-def test_a_departure_says_which_way_and_how_far_and_offers_the_regimen(cards_by_topic, order, how_far, said):
+def test_a_departure_says_which_way_and_how_far_and_offers_the_regimen(cards_by_topic, order, how_far, said, indicator):
     card = gbs1(cards_by_topic, order, [weight(70)])
-    assert card["indicator"] == "warning" and card["overrideReasons"]
+    assert card["indicator"] == indicator and card["overrideReasons"]
     assert card["summary"] == f"IVIG draft: {how_far} (Level A); guideline: 0.4 g/kg/day for 5 days (2 g/kg in total)"
     assert said in card["detail"] and "the guideline's regimen is 0.4 g/kg/day for 5 days" in card["detail"]
     assert suggested_grams(card) == [28]
 
 
 def test_departure_is_judged_per_kg_even_without_a_weight(cards_by_topic):
-    card = gbs1(cards_by_topic, ivig_order(per_kg=1, days=5), [])
+    card = gbs1(cards_by_topic, ivig_order(per_kg=0.3, days=5), [])
     assert card["indicator"] == "warning" and "suggestions" not in card
+    assert card["summary"].startswith("IVIG draft: 25 % below the guideline's course total")
 
 
 def test_a_draft_without_dose_on_order_select_is_not_called_a_departure(cards_by_topic):
@@ -96,15 +110,53 @@ def test_draft_with_days_but_no_dose_says_it_cannot_be_checked(cards_by_topic):
 HIGHEST = "SAFE-course-above-highest"
 
 
-def test_a_tenfold_overdose_is_critical_and_says_how_far(cards_by_topic):
-    cards = cards_by_topic(order=ivig_order(daily_g=280, days=5), hook="order-sign", conditions=[gbs()])
-    critical = cards[HIGHEST]
-    assert critical["indicator"] == "critical" and critical["overrideReasons"]
-    assert critical["summary"] == ("IVIG course 20 g/kg: about 10 times the highest total the guideline gives for any "
-                                   "indication (2 g/kg)")
-    assert "The draft order gives 4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in critical["detail"]
-    assert cards["GBS-1"]["summary"].startswith("IVIG draft: about 10 times the guideline's course total")
-    assert suggested_grams(cards["GBS-1"]) == [28]
+def test_a_tenfold_overdose_is_one_critical_card_that_says_how_far_and_offers_the_regimen(cds):
+    """The check on the course total and the departure from the indication's regimen are one problem: one card, as
+    severe as the check, opened by it, with the regimen to sign instead."""
+    order = ivig_order(daily_g=280, days=5)
+    for hook in ("order-select", "order-sign"):
+        cards = cds(hook_request([order], hook=hook, prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+        critical = [c for c in cards if HIGHEST in stated_topics(c)]
+        assert len(critical) == 1 and [c for c in cards if c["indicator"] != "info"] == critical
+        (card,) = critical
+        assert card["indicator"] == "critical" and card["overrideReasons"] and card["source"]["topic"]["code"] == "GBS-1"
+        assert card["summary"].startswith("IVIG draft: about 10 times the guideline's course total")
+        assert card["detail"].startswith("**IVIG course 20 g/kg: about 10 times the highest total the guideline gives for "
+                                         "any indication (2 g/kg).** The IVIG draft orders of this call")
+        assert "The draft order gives 4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in card["detail"]
+        assert suggested_grams(card) == [28]
+
+
+@pytest.mark.parametrize("weights", [[], [weight(700)]], ids=["no-weight", "implausible-weight"])
+@pytest.mark.parametrize("order, least", [(ivig_order(daily_g=280, days=5), "4.12"), (ivig_order(daily_g=1000), "2.94")],
+                         ids=["course", "one-day"])
+def test_without_a_usable_weight_grams_no_patient_could_take_are_critical(cds, weights, order, least):
+    """1400 g is at least 4.12 g/kg even for a patient of 340.2 kg (the heaviest plausible weight): an overdose for
+    anyone, so the check needs no weight."""
+    cards = cds(hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=weights)))
+    (card,) = [c for c in cards if HIGHEST in stated_topics(c)]
+    assert card["indicator"] == "critical" and card["summary"].startswith(f"IVIG course at least {least} g/kg")
+    assert f"is at least {least} g/kg for any patient up to 340.2 kg (the heaviest plausible weight" in card["detail"]
+
+
+@pytest.mark.parametrize("order", [ivig_order(daily_g=140, days=5), ivig_order(daily_g=56, days=5)], ids=["700-g", "280-g"])
+def test_without_a_usable_weight_grams_a_heavy_patient_could_take_are_not_called_an_overdose(cds, order):
+    cards = cds(hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[])))
+    assert not [c for c in cards if HIGHEST in stated_topics(c)]
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("order", [ivig_order(daily_g=280), ivig_order(per_kg=4)], ids=["grams", "per-kg"])
+def test_a_tenfold_daily_dose_without_days_is_one_critical_departure(cds, hook, order):
+    """With no number of days, one day of 4 g/kg is already twice the highest course the guideline gives, and ten times
+    the indication's daily dose: one critical card says so, offers the regimen, and (at signing) says what is missing."""
+    cards = cds(hook_request([order], hook=hook, prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+    (card,) = [c for c in cards if c["indicator"] != "info"]
+    assert card["indicator"] == "critical" and card["source"]["topic"]["code"] == "GBS-1"
+    assert card["summary"].startswith("IVIG draft: about 10 times the guideline's daily dose")
+    assert HIGHEST in stated_topics(card) and suggested_grams(card) == [28]
+    assert "one day alone is 4 g/kg (280 g)" in card["detail"]
+    assert ("SAFE-order-unreadable" in stated_topics(card)) == (hook == "order-sign")
 
 
 @pytest.mark.parametrize("conditions", [
@@ -120,10 +172,115 @@ def test_an_overdose_is_critical_whatever_the_diagnosis(cards_by_topic, conditio
 @pytest.mark.parametrize("order", [
     ivig_order(daily_g=30, days=5),    # 2.14 g/kg: 2 g/kg rounded up to whole vials, within the tolerance
     ivig_order(daily_g=70, days=2),    # 2 g/kg in 2 days: the highest total, not above it
-    ivig_order(daily_g=28),            # no number of days: no total to judge
+    ivig_order(daily_g=28),            # no number of days: what is certain, one day of 0.4 g/kg, is far below
+    ivig_order(daily_g=140),           # no number of days: one day of 2 g/kg is the highest total, not above it
 ])
 def test_a_course_at_the_highest_total_is_not_critical(cards_by_topic, order):
     assert HIGHEST not in cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("order, one_day", [
+    (ivig_order(daily_g=280), "4 g/kg/day (280 g/day) and no number of days that can be read: one day alone is 4 g/kg (280 g)"),
+    (ivig_order(per_kg=4), "4 g/kg/day (280 g/day) and no number of days that can be read: one day alone is 4 g/kg (280 g)"),
+    (dosed_ivig_order(280, "g", boundsDuration=duration(5, "mo")),  # a duration in months is no number of days
+     "one day alone is 4 g/kg (280 g). What cannot be read: the duration (5 mo) is not a number of days or weeks"),
+], ids=["280-g-no-days", "4-g-per-kg-no-days", "280-g-for-5-months"])
+def test_a_tenfold_daily_dose_without_days_is_critical(cds, hook, order, one_day):
+    """One day of 4 g/kg is twice the highest course total the guideline gives: what the draft certainly gives is
+    enough to know it is an overdose, whatever number of days it would run for."""
+    cards = cds(hook_request([order], hook=hook, prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+    (card,) = [c for c in cards if HIGHEST in stated_topics(c)]
+    assert card["indicator"] == "critical" and card["overrideReasons"]
+    assert one_day in card["detail"]
+
+
+def test_several_drafts_without_days_are_critical_when_one_day_of_each_is_above_the_highest_total(cards_by_topic):
+    first, second = ivig_order(id="ivig-1", daily_g=100), ivig_order(id="ivig-2", daily_g=100)  # 2.86 g/kg on day one
+    assert cards_by_topic(order=first, others=[second], hook="order-sign", conditions=[gbs()])[HIGHEST]["indicator"] == "critical"
+
+
+# --- doses and schedules as EHRs write them ----------------------------------------------------------------------
+
+FIVE_DAYS = {"boundsDuration": duration(5, "d")}
+
+
+@pytest.mark.parametrize("order", [
+    dosed_ivig_order(400, "mg/kg", **FIVE_DAYS),
+    dosed_ivig_order(400, "mg/kg/d", **FIVE_DAYS),
+    dosed_ivig_order(0.4, "g/kg/d", **FIVE_DAYS),
+    dosed_ivig_order(400, "mg/kg/day", code=None, **FIVE_DAYS),               # the unit word alone
+    dosed_ivig_order(28000, "mg", **FIVE_DAYS),
+    dosed_ivig_order(28, "g", period=24, periodUnit="h", **FIVE_DAYS),         # every 24 hours
+    dosed_ivig_order(14, "g", period=12, periodUnit="h", **FIVE_DAYS),         # every 12 hours: 2 doses a day
+    dosed_ivig_order(28, "g", boundsDuration=duration(5, "days", code=None)),  # the unit word, no UCUM code
+    dosed_ivig_order(28, "g", boundsDuration=duration(5, "Day", code=None)),
+    dosed_ivig_order(28, "g", boundsPeriod={"start": days_ago(0) + "T08:00:00-05:00", "end": days_ago(-4) + "T20:00:00-05:00"}),
+    dosed_ivig_order(28, "g", boundsPeriod={"start": days_ago(0) + "T00:00:00Z", "end": days_ago(-5) + "T00:00:00Z"}),
+    dosed_ivig_order(28, "g", count=5),
+], ids=["mg/kg", "mg/kg/d", "g/kg/d", "mg/kg/day-word", "mg", "q24h", "q12h", "days-word", "Day-word",
+        "dates-with-times", "midnight-to-midnight", "count"])
+def test_a_dose_and_schedule_written_as_ehrs_write_them_is_read(cards_by_topic, order):
+    card = gbs1(cards_by_topic, order, [weight(70)])
+    assert card["indicator"] == "info" and "suggestions" not in card
+    assert "this follows the guideline's regimen" in card["detail"]
+
+
+@pytest.mark.parametrize("order", [
+    dosed_ivig_order(4000, "mg/kg", **FIVE_DAYS),
+    dosed_ivig_order(4000, "mg/kg/d", **FIVE_DAYS),
+    dosed_ivig_order(140, "g", period=12, periodUnit="h", **FIVE_DAYS),
+    dosed_ivig_order(280, "g", boundsDuration=duration(5, "days", code=None)),
+    dosed_ivig_order(280, "g", boundsPeriod={"start": days_ago(0) + "T08:00:00-05:00", "end": days_ago(-4) + "T20:00:00-05:00"}),
+], ids=["mg/kg", "mg/kg/d", "q12h", "days-word", "dates-with-times"])
+def test_a_tenfold_dose_written_as_ehrs_write_it_is_critical(cds, order):
+    cards = cds(hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+    (card,) = [c for c in cards if c["indicator"] != "info"]
+    assert card["indicator"] == "critical" and HIGHEST in stated_topics(card)
+    assert card["summary"].startswith("IVIG draft: about 10 times the guideline's course total")
+    assert "4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in card["detail"]
+
+
+def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(cards_by_topic):
+    """28 g every 3 days for 15 days is 140 g: 9.33 g/day rounded to 9.3 would make it 139.5 g (1.99 g/kg)."""
+    card = gbs1(cards_by_topic, dosed_ivig_order(28, "g", period=3, boundsDuration=duration(15, "d")), [weight(70)])
+    assert "for 15 days, 2 g/kg (140 g) in total" in card["detail"]
+    assert card["summary"].startswith("IVIG draft: 67 % below the guideline's daily dose, 10 days longer")
+
+
+@pytest.mark.parametrize("order, reason", [
+    (dosed_ivig_order(280, "mL", **FIVE_DAYS), "the dose is a volume, 280 mL, and the grams it holds depend on the product's"),
+    (dosed_ivig_order(2800, "mL", **FIVE_DAYS), "the dose is a volume, 2800 mL"),
+    (dosed_ivig_order(28, "g", period=5, periodUnit="h", **FIVE_DAYS), "1 dose(s) every 5 h is no whole number of doses a day"),
+    (dosed_ivig_order(28, "g", period=36, periodUnit="h", **FIVE_DAYS), "1 dose(s) every 36 h is no whole number of doses a day"),
+    (dosed_ivig_order(28, "g", frequencyMax=2, **FIVE_DAYS), "the schedule is a range"),
+    (dosed_ivig_order(0.4, "g/kg/d", period=2, **FIVE_DAYS), "a dose per day on a schedule of one dose every 2 days is ambiguous"),
+    (dosed_ivig_order(2, "{vial}", **FIVE_DAYS), "the dose is in {vial} (2 {vial}), not in g, mg or g/kg"),
+], ids=["mL", "10x-mL", "every-5-h", "every-36-h", "frequency-range", "per-day-every-2-days", "vials"])
+def test_a_dose_that_cannot_be_read_unambiguously_says_what_could_not_be_read(cds, order, reason):
+    """Never a guess: a dose in mL holds as many grams as the product's concentration says, and the service does not
+    assume one. The card says what could not be read, so the pharmacist sees it."""
+    for hook in ("order-select", "order-sign"):
+        cards = cds(hook_request([order], hook=hook, prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+        by_topic = {c["source"]["topic"]["code"]: c for c in cards}
+        shown = by_topic[UNREADABLE if hook == "order-sign" else "GBS-1"]
+        assert reason in shown["detail"]
+        assert not any(c["indicator"] == "critical" for c in cards)
+
+
+@pytest.mark.parametrize("order, reason", [
+    (ivig_order(daily_g=-28, days=5), "the dose (-28 g) is not a positive amount"),
+    (ivig_order(daily_g=0, days=5), "the dose (0 g) is not a positive amount"),
+    (ivig_order(daily_g=28, days=0), "the duration (0 d) is not a positive number of days"),
+    (ivig_order(daily_g=28, days=-5), "the duration (-5 d) is not a positive number of days"),
+    (dosed_ivig_order(28, "g", count=0), "the number of doses (0) is not a positive whole number"),
+    (dosed_ivig_order(28, "g", frequency=0, **FIVE_DAYS), "the frequency (0) is not a positive whole number"),
+    (dosed_ivig_order("28", "g", **FIVE_DAYS), "the dose (28 g) is written as text, not as a number"),
+], ids=["negative-dose", "zero-dose", "zero-days", "negative-days", "zero-count", "zero-frequency", "dose-as-text"])
+def test_a_dose_or_length_that_is_not_positive_is_unreadable_not_a_departure(cards_by_topic, order, reason):
+    cards = cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])
+    assert "GBS-1" not in cards  # no "200 % below the guideline's course total"
+    assert cards[UNREADABLE]["indicator"] == "warning" and reason in cards[UNREADABLE]["detail"]
 
 
 def two_drafts(daily_g: float, days: int) -> tuple[dict, dict]:
@@ -136,7 +293,7 @@ def test_two_drafts_signed_together_are_one_course(cds):
     (card,) = [c for c in cards if c["source"]["topic"]["code"] == "GBS-1"]  # one card for the course, not one per draft
     assert card["summary"].startswith("IVIG draft: about 2 times the guideline's course total")
     assert "The 2 IVIG draft orders together give 4 g/kg (280 g) in total" in card["detail"]
-    assert [c["indicator"] for c in cards if c["source"]["topic"]["code"] == HIGHEST] == ["critical"]
+    assert card["indicator"] == "critical" and HIGHEST in stated_topics(card)  # 4 g/kg: above any regimen
     for suggestion in card["suggestions"]:  # accepting one leaves exactly one course
         actions = suggestion["actions"]
         assert [a["type"] for a in actions] == ["update", "delete"]

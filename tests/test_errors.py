@@ -10,8 +10,8 @@ import pytest
 from cds_service.auth import IssuerOverQuota, Unauthorized
 from cds_service.errors import RequestError, ServiceError
 from cds_service.http_policy import error_response
-from cds_service.recommendation import UnreadableData
 from cds_service.prefetch import DataUnavailable
+from cds_service.recommendation import UnreadableData
 from cds_service.store import StoreError
 from tests.conftest import ROOT
 

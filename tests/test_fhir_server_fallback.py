@@ -14,8 +14,22 @@ from cds_service.auth import AuthSettings
 from cds_service.config import Settings
 from tests.conftest import ROOT, topics
 from tests.fhir_data import (
-    ATC, PATIENT_ID, condition, corticosteroid, days_ago, gbs, hook_request, ivig_order, medication_request, observation,
-    patient, prefetch, procedure, suggested_courses, weight,
+    ATC,
+    PATIENT_ID,
+    administration,
+    condition,
+    corticosteroid,
+    days_ago,
+    gbs,
+    hook_request,
+    ivig_order,
+    medication_request,
+    observation,
+    patient,
+    prefetch,
+    procedure,
+    suggested_courses,
+    weight,
 )
 from tests.fhir_server_fixtures import closed_port_base, essence, failed_keys, load, log_targets, planned
 from tests.medplum import FhirServer
@@ -57,10 +71,12 @@ def templates(app) -> dict[str, str]:
 # ---- the patient --------------------------------------------------------------------------------
 
 def patient_data() -> dict[str, list[dict]]:
-    """GBS (onset 5 days ago) with plasma exchange 2 days ago, methylprednisolone, two weights, kidney and blood labs.
-    The older weight comes first, so only the server's _sort=-date makes the 80 kg one the answer to `_count=1`."""
+    """GBS (onset 20 days ago) with an IVIG course 12 days ago and plasma exchange 2 days ago, methylprednisolone, two
+    weights, kidney and blood labs. The older weight comes first, so only the server's _sort=-date makes the 80 kg one
+    the answer to `_count=1`."""
     return {
-        "conditions": [gbs(onset=days_ago(5))],
+        "conditions": [gbs(onset=days_ago(20))],
+        "administrations": [administration(when=days_ago(12))],
         "weights": [weight(60, when=days_ago(30)), weight(80, when=days_ago(1))],
         "labs": [observation("98979-8", 85, "mL/min/{1.73_m2}", when=days_ago(1), display="eGFR (CKD-EPI 2021)"),
                  observation("2160-0", 0.9, "mg/dL", when=days_ago(1), low=0.6, high=1.2, display="Creatinine"),
@@ -92,8 +108,9 @@ def post(client, body: dict) -> list[dict]:
 
 def check_expected_cards(cards: list[dict]) -> None:
     by_topic = topics(cards)
-    assert {"GBS-1", "GBS-3", "GBS-4"} <= set(by_topic), sorted(by_topic)
-    assert suggested_courses(by_topic["GBS-1"]) == [(32, 5)]  # 0.4 g/kg/day x 80 kg (the latest weight), 5 days
+    # GBS-6: the course given this episode (administrations); GBS-3: plasma exchange (procedures); GBS-4: medications
+    assert {"GBS-3", "GBS-4", "GBS-6"} <= set(by_topic), sorted(by_topic)
+    assert (32, 5) in suggested_courses(by_topic["GBS-6"])  # 0.4 g/kg/day x 80 kg (the latest weight), 5 days
 
 
 # ---- same cards either way ------------------------------------------------------------------------
@@ -150,7 +167,7 @@ def test_searchset_pages_are_all_read_except_for_a_count_limited_query(client, f
     log = fhir.request_log()[before:]
     targets = log_targets(log)
 
-    check_expected_cards(cards)  # GBS-1 (GBS on page 5), GBS-4 (methylprednisolone on page 4), 80 kg
+    check_expected_cards(cards)  # GBS-6 (GBS on page 5), GBS-4 (methylprednisolone on page 4), 80 kg
     assert essence(cards) == essence(post(client, hook_request([ivig_order()], prefetch=as_prefetch(data))))
 
     def offsets(kind: str) -> list[int]:

@@ -7,7 +7,6 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-
 from cds_service import export, knowledge
 from tests.conftest import ROOT
 from tests.fhir_server_fixtures import entry_statuses, load
@@ -63,7 +62,8 @@ def references(resource: dict) -> list[tuple[str, str, str]]:
                 refs += [("condition memberOf", "ValueSet", url) for url in _MEMBER_OF.findall(text)]
     if resource["resourceType"] == "Library":
         for data in resource.get("dataRequirement", []):
-            refs += [("dataRequirement.codeFilter.valueSet", "ValueSet", f["valueSet"]) for f in data.get("codeFilter", []) if "valueSet" in f]
+            refs += [("dataRequirement.codeFilter.valueSet", "ValueSet", f["valueSet"])
+                     for f in data.get("codeFilter", []) if "valueSet" in f]
     for where, node in _walk(resource, resource["resourceType"]):
         if not isinstance(node, dict):
             continue

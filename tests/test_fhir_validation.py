@@ -38,7 +38,7 @@ def results(tmp_path_factory) -> dict[str, tuple[bool, str]]:
     paths[NEGATIVE_CONTROL].write_text(json.dumps(broken))
     ids = list(paths)
     outcome = validate_files([paths[i] for i in ids])
-    return {i: (ok, message) for i, (_, ok, message) in zip(ids, outcome)}
+    return {i: (ok, message) for i, (_, ok, message) in zip(ids, outcome, strict=True)}
 
 
 def test_the_validator_rejects_an_invalid_plan_definition(results):

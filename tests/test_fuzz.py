@@ -92,7 +92,8 @@ APP = fuzz_app(UNSERVED_FHIR)
 SCHEMA = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 # schemathesis leaves out the operation that served the schema unless a filter names it: name them all.
 SCHEMA = SCHEMA.include(path=["/cds-services", "/cds-services/{id}", "/cds-services/{id}/feedback", "/openapi.json",
-                              "/fhir/PlanDefinition/{planId}/$apply", "/fhir/metadata", "/fhir/{resourceType}/{id}"])
+                              "/fhir/PlanDefinition/{planId}/$apply", "/fhir/metadata", "/fhir/{resourceType}/{id}",
+                              "/healthz", "/readyz", "/metrics", "/report"])
 SCHEMA.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                                 max_examples=SCHEMATHESIS_EXAMPLES)
 SCHEMA.config.phases.update(phases=["examples", "coverage", "fuzzing"])
@@ -421,7 +422,7 @@ _GRAMS = [{"doseQuantity": {"value": 40, "code": "g"}}]
 CRASHERS: dict[str, dict[str, Any]] = {
     # draft orders: context.draftOrders is deliberately not validated as FHIR, but then read as if it were
     "draft-coding-not-array": minimal_request({"medicationCodeableConcept": {"coding": True}}),  # terminology._codings
-    "draft-timing-not-object": minimal_request({"dosageInstruction": [{"timing": True}]}),  # regimen.draft_dosage
+    "draft-timing-not-object": minimal_request({"dosageInstruction": [{"timing": True}]}),  # draft_dosage.draft_dosage
     "draft-doseAndRate-not-array": minimal_request({"dosageInstruction": [{"doseAndRate": True}]}),  # draft_dosage
     "draft-doseQuantity-not-object": minimal_request({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": True}]}]}),
     "draft-dose-code-array": minimal_request(
@@ -440,7 +441,8 @@ CRASHERS: dict[str, dict[str, Any]] = {
     "prefetch-entry-not-array": minimal_request(conditions={"resourceType": "Bundle", "entry": True}),  # prefetch._failure
     "prefetch-resource-not-object": minimal_request(conditions={"resourceType": "Bundle", "entry": [{"resource": True}]}),
     # found on review, not by the fuzzer: a prefetched OperationOutcome whose issues are not objects
-    "prefetch-outcome-issue-not-object": minimal_request(conditions={"resourceType": "OperationOutcome", "issue": ["x", 3]}),  # fhir_client.outcome_summary
+    # fhir_client.outcome_summary
+    "prefetch-outcome-issue-not-object": minimal_request(conditions={"resourceType": "OperationOutcome", "issue": ["x", 3]}),
     "condition-status-code-array": minimal_request(  # inputs._is_diagnosis
         conditions=[{"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": []}]}}]),
     "observation-status-array": minimal_request(weight=[{"resourceType": "Observation", "status": []}]),  # _is_result

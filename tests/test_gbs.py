@@ -6,11 +6,21 @@ import pytest
 
 from tests.card_checks import assert_warning_without_suggestions
 from tests.fhir_data import (
-    SNOMED, administration, corticosteroid, days_ago, earlier_ivig_course, gbs, ivig_order, medication_request, patient,
-    procedure, suggested_courses,
+    SNOMED,
+    administration,
+    corticosteroid,
+    days_ago,
+    earlier_ivig_course,
+    gbs,
+    ivig_order,
+    medication_request,
+    patient,
+    procedure,
+    suggested_courses,
 )
 
 MILLER_FISHER = ("1767005", SNOMED)
+CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 
 
 def gbs_cards(cards_by_topic, **data) -> dict[str, dict]:
@@ -30,7 +40,8 @@ def test_first_line_card_is_level_a_with_the_regimen_computed_for_70_kg(cards_by
     dosage = action["resource"]["dosageInstruction"][0]
     assert dosage["doseAndRate"][0]["doseQuantity"] == {"value": 28, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
     assert dosage["timing"]["repeat"]["boundsDuration"]["value"] == 5
-    assert (dosage["timing"]["repeat"]["frequency"], dosage["timing"]["repeat"]["period"], dosage["timing"]["repeat"]["periodUnit"]) == (1, 1, "d")
+    repeat = dosage["timing"]["repeat"]
+    assert (repeat["frequency"], repeat["period"], repeat["periodUnit"]) == (1, 1, "d")
     assert action["resource"]["medicationCodeableConcept"] == ivig_order()["medicationCodeableConcept"]
 
 
@@ -47,6 +58,28 @@ def test_ivig_after_recent_plasma_exchange_is_a_level_b_warning(cards_by_topic):
     assert_warning_without_suggestions(card, stating="against IVIG")
     assert "Level B" in card["detail"] and "does not produce significant extra benefit" in card["detail"]
     assert "Plasmapheresis" in card["detail"] or "20720000" in card["detail"]
+
+
+@pytest.mark.parametrize("age", [54, 9])
+def test_after_plasma_exchange_this_episode_no_card_offers_ivig_as_first_line(cards_by_topic, age):
+    """GBS-3 advises against IVIG after plasma exchange: no first-line card (adult or child) may offer a course beside it."""
+    cards = gbs_cards(cards_by_topic, procedures=[procedure("20720000", performed=days_ago(2))],
+                      patient_resource=patient(birth_date=days_ago(age * 365)))
+    assert "GBS-3" in cards and not {"GBS-1", "GBS-2", "GBS-5"} & set(cards)
+    assert not any("suggestions" in card for card in cards.values())
+
+
+@pytest.mark.parametrize("code, system", [
+    ("36514", "http://www.ama-assn.org/go/cpt"),                 # CPT: therapeutic apheresis; for plasma pheresis
+    ("6A550Z3", "http://www.cms.gov/Medicare/Coding/ICD10"),     # ICD-10-PCS: pheresis of plasma, single
+    ("6A551Z3", "http://www.cms.gov/Medicare/Coding/ICD10"),     # ICD-10-PCS: pheresis of plasma, multiple
+], ids=["cpt", "pcs-single", "pcs-multiple"])
+def test_plasma_exchange_billed_by_cpt_or_pcs_counts(cards_by_topic, code, system):
+    """Hospitals record the procedure by its billing code: a plasma exchange coded only by CPT or ICD-10-PCS (its display
+    repeating the code) is the plasma exchange GBS-3 speaks of."""
+    cards = gbs_cards(cards_by_topic, procedures=[procedure(code, system, performed=days_ago(2))])
+    assert "GBS-3" in cards and not {"GBS-1", "GBS-2", "GBS-5"} & set(cards)
+    assert code in cards["GBS-3"]["detail"]
 
 
 def test_plasma_exchange_before_this_episode_does_not_warn(cards_by_topic):
@@ -101,7 +134,8 @@ def test_two_day_course_brings_the_relapse_note(cards_by_topic):
 
 
 def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cards_by_topic):
-    cards = gbs_cards(cards_by_topic, conditions=[gbs(), gbs() | {"code": {"coding": [{"system": MILLER_FISHER[1], "code": MILLER_FISHER[0], "display": "Fisher's syndrome"}]}}])
+    fisher = {"system": MILLER_FISHER[1], "code": MILLER_FISHER[0], "display": "Fisher's syndrome"}
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(), gbs() | {"code": {"coding": [fisher]}}])
     card = cards["GBS-8"]
     assert card["indicator"] == "info" and "No recommendation" in card["detail"]
     assert "No recommendations can be given whether mildly affected GBS patients" in card["detail"]
@@ -112,6 +146,57 @@ def test_miller_fisher_gets_the_no_recommendation_card_and_no_regimen(cards_by_t
 def test_resolved_or_refuted_gbs_is_not_an_indication(cards_by_topic, status):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(**status)])
     assert not [code for code in cards if code.startswith("GBS")]
+
+
+def _encounter_diagnosis(**fields) -> dict:
+    """GBS as an encounter diagnosis without a clinicalStatus (FHIR R4 requires one on the problem list only)."""
+    diagnosis = {k: v for k, v in gbs(onset=days_ago(5)).items() if k != "clinicalStatus"}
+    return diagnosis | {"category": [{"coding": [{"system": CATEGORY, "code": "encounter-diagnosis"}]}]} | fields
+
+
+@pytest.mark.parametrize("diagnosis", [_encounter_diagnosis(), {k: v for k, v in _encounter_diagnosis().items() if k != "category"}],
+                         ids=["encounter-diagnosis", "no-category"])
+def test_a_diagnosis_without_a_clinical_status_outside_the_problem_list_counts(cards_by_topic, diagnosis):
+    cards = gbs_cards(cards_by_topic, conditions=[diagnosis])
+    assert "GBS-1" in cards and "SAFE-stewardship" not in cards
+
+
+@pytest.mark.parametrize("diagnosis", [
+    _encounter_diagnosis(abatementDateTime=days_ago(1)),
+    _encounter_diagnosis(category=[{"coding": [{"system": CATEGORY, "code": "problem-list-item"}]}]),
+], ids=["abated", "problem-list"])
+def test_a_diagnosis_without_a_clinical_status_that_abated_or_is_on_the_problem_list_does_not(cards_by_topic, diagnosis):
+    assert "GBS-1" not in gbs_cards(cards_by_topic, conditions=[diagnosis])
+
+
+@pytest.mark.parametrize("verification", ["provisional", "differential", "unconfirmed"])
+def test_an_unconfirmed_gbs_is_named_not_called_uncoded(cards_by_topic, verification):
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(5), verification=verification)])
+    assert not [code for code in cards if code.startswith("GBS")] and "SAFE-stewardship" not in cards
+    card = cards["SAFE-stewardship-unconfirmed"]
+    assert "Guillain-Barre syndrome [G61.0]" in card["detail"] and "unconfirmed, provisional or a differential" in card["detail"]
+    assert f"(active, {verification}, since" in card["detail"]  # the diagnosis line says how sure the record is
+
+
+@pytest.mark.parametrize("onset", [
+    {"onsetDateTime": days_ago(40)[:7]},                        # known to the month only
+    {"onsetString": "about three weeks ago"},                   # in words
+    {"onsetAge": {"value": 54, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}},
+], ids=["month", "words", "age"])
+def test_a_course_of_the_last_four_weeks_counts_when_the_onset_day_is_unknown(cards_by_topic, onset):
+    """Without a day of onset the episode is taken as the last 4 weeks (the guideline's window from onset): a course
+    given 3 days ago is this episode's, so no first-line card offers a full course again."""
+    diagnosis = {k: v for k, v in gbs().items() if k not in ("onsetDateTime", "recordedDate")} | onset
+    cards = gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(3))])
+    assert "GBS-6" in cards and "GBS-1" not in cards
+    older = gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(60))])
+    assert "GBS-1" in older and "GBS-6" not in older
+
+
+def test_an_onset_period_starts_the_episode(cards_by_topic):
+    diagnosis = {k: v for k, v in gbs().items() if k != "onsetDateTime"} | {"onsetPeriod": {"start": days_ago(10)}}
+    assert "GBS-6" in gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(8))])
+    assert "GBS-1" in gbs_cards(cards_by_topic, conditions=[diagnosis], administrations=[administration(when=days_ago(12))])
 
 
 def test_an_earlier_course_given_as_administrations_counts(cards_by_topic):

@@ -6,10 +6,22 @@ import pytest
 
 from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import (
-    SNOMED, condition, corticosteroid, earlier_ivig_course, ivig_order, medication_request, mmn, weight,
+    SNOMED,
+    condition,
+    corticosteroid,
+    dosed_ivig_order,
+    duration,
+    earlier_ivig_course,
+    ivig_order,
+    medication_request,
+    mmn,
+    weight,
 )
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_no_absolute_dose_without_weight, assert_offers_both_ends,
+    DRAFTS_WITHIN_THE_RANGE,
+    assert_60_g_for_5_days_departs,
+    assert_no_absolute_dose_without_weight,
+    assert_offers_both_ends,
 )
 
 MMN_CODES = [("G61.82", "http://hl7.org/fhir/sid/icd-10-cm"), ("230591002", SNOMED)]
@@ -91,7 +103,7 @@ def test_a_draft_within_the_range_follows_the_regimen(cards_by_topic, daily_g, d
     assert_follows_the_regimen(card)
 
 
-def test_a_draft_of_60_g_for_5_days_departs_and_is_a_warning(cards_by_topic):
+def test_a_draft_of_60_g_for_5_days_departs_in_one_critical_card(cards_by_topic):
     card = mmn_cards(cards_by_topic, order=ivig_order(daily_g=60, days=5), hook="order-sign")["MMN-1"]
     assert_60_g_for_5_days_departs(card)
 
@@ -99,3 +111,35 @@ def test_a_draft_of_60_g_for_5_days_departs_and_is_a_warning(cards_by_topic):
 def test_without_a_weight_no_absolute_dose_is_offered(cards_by_topic):
     card = mmn_cards(cards_by_topic, weights=[])["MMN-1"]
     assert_no_absolute_dose_without_weight(card)
+
+
+# --- maintenance (MMN-3: 1 g/kg every 2-4 weeks or 2 g/kg every 4-8 weeks) ----------------------------------------
+
+HIGHEST = "SAFE-course-above-highest"
+
+
+def every_3_weeks(grams: float, **repeat) -> dict:
+    return dosed_ivig_order(grams, "g", period=3, periodUnit="wk", **repeat)
+
+
+@pytest.mark.parametrize("repeat", [{"count": 6}, {"boundsDuration": duration(26, "wk")}], ids=["6-times", "for-26-weeks"])
+def test_the_guidelines_maintenance_regimen_is_judged_by_one_treatment_not_the_months_added_up(cards_by_topic, repeat):
+    """70 g every 3 weeks for a 70 kg patient is 1 g/kg a treatment, the guideline's own maintenance regimen: six of
+    them are not one 6 g/kg course above the highest total the guideline gives."""
+    cards = mmn_cards(cards_by_topic, order=every_3_weeks(70, **repeat), hook="order-sign", medications=[earlier_ivig_course(21)])
+    assert not {HIGHEST, "SAFE-order-unreadable"} & set(cards)
+
+
+def test_a_tenfold_maintenance_dose_is_critical_and_says_it_is_one_treatment(cards_by_topic):
+    card = mmn_cards(cards_by_topic, order=every_3_weeks(700, count=6), hook="order-sign", medications=[earlier_ivig_course(21)])[HIGHEST]
+    assert card["indicator"] == "critical"
+    assert card["summary"].startswith("IVIG course 10 g/kg: about 5 times the highest total")
+    assert ("The draft order gives 10 g/kg (700 g) every 3 weeks, 6 times: a maintenance schedule, whose course is one treatment"
+            in card["detail"])
+
+
+def test_a_maintenance_schedule_as_a_first_course_is_half_the_first_line_course(cards_by_topic):
+    card = mmn_cards(cards_by_topic, order=every_3_weeks(70, count=6), hook="order-select")["MMN-1"]
+    assert ("The draft order gives 1 g/kg (70 g) every 3 weeks, 6 times: a maintenance schedule, whose course is one treatment; "
+            "the guideline's regimen is 2 g/kg over 2–5 days") in card["detail"]
+    assert card["summary"].startswith("IVIG draft: 50 % below the guideline's course total")

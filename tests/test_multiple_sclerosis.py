@@ -91,6 +91,13 @@ def test_against_cards_are_warnings_without_suggestions_that_can_be_overridden(c
     assert "selectionBehavior" not in card
 
 
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_secondary_progressive_ms_gets_one_against_card_not_two(cards_by_topic, hook):
+    """MS-3 (not in SPMS, Level A) and MS-5 (not for chronic symptoms, Level A) would both warn against the same order."""
+    cards = ms_cards(cards_by_topic, conditions=[spms()], hook=hook)
+    assert [code for code in cards if code in CHAPTER] == ["MS-3"]
+
+
 @pytest.mark.parametrize("diagnosis", [ppms(), cis()], ids=["primary progressive", "clinically isolated syndrome"])
 def test_primary_progressive_ms_and_cis_get_no_recommendation(cards_by_topic, diagnosis):
     card = ms_cards(cards_by_topic, conditions=[diagnosis])["MS-6"]

@@ -160,6 +160,38 @@ def test_metrics_count_fhir_fallback_queries_and_failures_by_reason(tmp_path):
 
 # --- request ids and client addresses ----------------------------------------------------------------------------
 
+class Lines(logging.Handler):
+    """Log records as the JSON lines the service writes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_what_the_fhir_query_threads_log_carries_the_request_id(tmp_path):
+    """The FHIR fallback's queries run on the process's pool: their log lines must still say which request they
+    serve. urllib3 logs each query there, at DEBUG, which the service keeps off (the URLs name the patient): the
+    test turns it on to see the lines."""
+    lines, urllib3_log = Lines(), logging.getLogger("urllib3")
+    level = urllib3_log.level
+    urllib3_log.addHandler(lines)
+    try:
+        with FhirStub() as fhir:
+            client = create_app(settings(tmp_path, mode="development", auth=AuthSettings.development(), public_url=None,
+                                         fhir_servers=(fhir.base_url,))).test_client()
+            urllib3_log.setLevel(logging.DEBUG)
+            answer = client.post(SELECT, json=hook_request([ivig_order()], fhirServer=fhir.base_url))
+    finally:
+        urllib3_log.removeHandler(lines)
+        urllib3_log.setLevel(level)
+    queries = [line for line in lines.lines if '"GET /' in line["message"]]  # one line per query sent
+    assert len(queries) == len(fhir.requests) > 0, lines.lines
+    assert {line.get("request_id") for line in lines.lines} == {answer.headers["X-Request-ID"]}
+
 def test_a_request_id_on_every_answer_taken_from_a_trusted_proxy_only(production):
     first, second = production.get("/healthz"), production.post(SELECT, json=REQUEST)
     for response in (first, second):

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fhir_data import ATC, SNOMED, days_ago, gbs, hook_request, ivig_order, medication_request, prefetch, weight
+from tests.fhir_data import (
+    ATC,
+    SNOMED,
+    administration,
+    days_ago,
+    gbs,
+    hook_request,
+    ivig_order,
+    medication_request,
+    prefetch,
+    weight,
+)
 
 NDC = "http://hl7.org/fhir/sid/ndc"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -151,3 +162,70 @@ def test_ehr_text_in_a_card_cannot_use_markdown(cds, display, shown, absent):
     cards = cds(hook_request([ivig_order()], prefetch=prefetch(conditions=[coded], weights=[weight(70)])))
     (card,) = [c for c in cards if c["source"]["topic"]["code"] == "GBS-1"]
     assert shown in card["detail"] and absent not in card["detail"]
+
+
+# --- orders coded by RxNorm or HCPCS alone: no display names the product, the code must ----------------------------
+
+HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+
+
+def coded_only(system: str, code: str) -> dict:
+    """A draft order whose medication is one coding whose display is its code (no brand, no route in its words)."""
+    return medication_request(code, system, status="draft", id="ivig-1")
+
+
+@pytest.mark.parametrize("order", [
+    coded_only(RXNORM, "1809517"),       # privigen 10 % in 100 ML Injection (branded drug)
+    coded_only(RXNORM, "758997"),        # immunoglobulin G, human 100 MG/ML [Privigen] (branded component)
+    coded_only(RXNORM, "226026"),        # Octagam (brand name)
+    coded_only(RXNORM, "2102464"),       # panzyga 10 % in 100 ML Injection
+    coded_only(RXNORM, "1809457"),       # Flebogamma 5 % in 100 ML Injection
+    coded_only(RXNORM, "2102433"),       # immune globulin intravenous (human) - ifas (ingredient)
+    coded_only(HCPCS, "J1459"),          # Injection, immune globulin (privigen), intravenous, 500 mg
+    coded_only(HCPCS, "J1599"),          # Injection, immune globulin, intravenous, not otherwise specified, 500 mg
+    by_route(coded_only(RXNORM, "1809582"), system=V3_ROUTE, code="IV"),   # Gamunex-C 100 mL, dual route, given IV
+    by_route(coded_only(RXNORM, "1809421"), text="intravenous"),           # immunoglobulin G, human 10 % in 100 ML (no brand)
+    by_route(coded_only(HCPCS, "J1569"), system=SNOMED, code="47625008"),  # Gammagard liquid, given IV
+], ids=["privigen-sbd", "privigen-sbdc", "octagam-bn", "panzyga-sbd", "flebogamma-sbd", "ivig-ingredient",
+        "hcpcs-privigen", "hcpcs-ivig-nos", "gamunex-sbd-iv", "generic-scd-iv", "hcpcs-gammagard-iv"])
+def test_an_ivig_coded_by_rxnorm_or_hcpcs_alone_gets_the_guideline_card(cds, order):
+    cards = cds(hook_request([order], prefetch=DATA))
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cards}
+
+
+@pytest.mark.parametrize("order", [
+    coded_only(RXNORM, "1809582"),       # Gamunex-C: licensed intravenous and subcutaneous
+    coded_only(RXNORM, "1809670"),       # GAMMAGARD 10 % in 100 ML Injection
+    coded_only(RXNORM, "1809421"),       # immunoglobulin G, human 10 % in 100 ML Injection: no brand, either route
+    coded_only(HCPCS, "J1561"),          # Gamunex-C/Gammaked
+], ids=["gamunex-sbd", "gammagard-sbd", "generic-scd", "hcpcs-gamunex"])
+def test_a_code_for_an_either_route_immunoglobulin_without_a_route_gets_the_route_card(cds, order):
+    (card,) = cds(hook_request([order], prefetch=DATA))
+    assert card["source"]["topic"]["code"] == ROUTE_DECIDES
+
+
+@pytest.mark.parametrize("order", [
+    coded_only(RXNORM, "1809069"),                                           # Hizentra 20 % in 10 ML Injection
+    by_route(coded_only(RXNORM, "1809069"), system=V3_ROUTE, code="IV"),    # ... even when an order says IV
+    coded_only(RXNORM, "1549694"),                                           # HYQVIA 10 GM / 100 ML Kit
+    coded_only(RXNORM, "2196299"),                                           # Xembify 200 MG/ML Injection
+    by_route(coded_only(RXNORM, "1809582"), system=V3_ROUTE, code="SQ"),    # Gamunex-C given subcutaneously
+    coded_only(RXNORM, "1809036"),                                           # GamaSTAN (intramuscular)
+    coded_only(HCPCS, "J1559"),                                              # Hizentra
+    by_route(coded_only(RXNORM, "1806661"), text="intravenous"),            # Cytogam (CMV immune globulin), IV
+    by_route(coded_only(HCPCS, "J0850"), text="intravenous"),               # CMV immune globulin intravenous
+    by_route(coded_only(RXNORM, "1870645"), system=V3_ROUTE, code="IV"),    # ATGAM (anti-thymocyte globulin, equine)
+    by_route(coded_only(HCPCS, "J7511"), system=V3_ROUTE, code="IV"),       # rabbit anti-thymocyte globulin
+    by_route(medication_request("", status="draft", id="atg", text="Lymphocyte immune globulin, anti-thymocyte globulin "
+                                "(equine) 50 mg/mL"), system=V3_ROUTE, code="IV"),  # in words only
+], ids=["hizentra-sbd", "hizentra-sbd-iv", "hyqvia-kit", "xembify", "gamunex-sq", "gamastan-im", "hcpcs-hizentra",
+        "cytogam-iv", "hcpcs-cmv-iv", "atgam-iv", "hcpcs-atg-iv", "atg-words-iv"])
+def test_subcutaneous_hyperimmune_or_antithymocyte_codes_get_no_cards(cds, order):
+    assert cds(hook_request([order], prefetch=DATA)) == []
+
+
+def test_an_administration_coded_by_hcpcs_is_an_earlier_ivig_course(cards_by_topic):
+    """Administrations are often billed, and coded, by HCPCS: a Privigen infusion 20 days into this episode counts."""
+    given = administration("J1459", HCPCS, when=days_ago(20))
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(30))], administrations=[given])
+    assert "GBS-6" in cards and "GBS-1" not in cards

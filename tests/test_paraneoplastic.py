@@ -34,9 +34,19 @@ def test_paraneoplastic_lems_gets_pns_1_only(cards_by_topic, code, system):
     assert "PNS-1" in cards and "PNS-2" not in cards
 
 
-def test_lems_without_a_neoplasm_is_not_paraneoplastic_lems(cards_by_topic):
-    cards = pns_cards(cards_by_topic, conditions=[condition("G70.80", display="Lambert-Eaton syndrome, unspecified")])
-    assert not [code for code in cards if code in CHAPTER]
+PNS_LEMS = ("The IVIG response regarding improvement of muscle strength does probably not differ in paraneoplastic and "
+            "non-paraneoplastic LEMS.")
+
+
+@pytest.mark.parametrize("code", ["G70.80", "G70.81"])
+def test_lems_without_a_neoplasm_gets_the_guideline_statement_not_the_stewardship_card(cards_by_topic, code):
+    """The recommendation (PNS-1) is for paraneoplastic LEMS; for LEMS without a neoplasm the guideline says only that
+    the response probably does not differ: one info card says so, and the indication is not called uncovered."""
+    cards = pns_cards(cards_by_topic, conditions=[condition(code, display="Lambert-Eaton syndrome")])
+    assert not [c for c in cards if c in CHAPTER] and "SAFE-stewardship" not in cards
+    assert_states(cards["PNS-lems"], indicator="info", level="Guideline statement (no level)", sentence=PNS_LEMS)
+    assert_offers_no_dose(cards["PNS-lems"])
+    assert "PNS-lems" not in pns_cards(cards_by_topic)  # paraneoplastic LEMS: PNS-1 alone
 
 
 @pytest.mark.parametrize("code", [

@@ -131,7 +131,8 @@ def test_prefetch_and_apply_data_over_the_entry_limit_are_refused_with_the_reaso
     weights = [weight(70) for _ in range(19)]
     assert client.post(SELECT, json=hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=weights))).status_code == 200
     body = hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=weights + [weight(71)]))
-    assert "the prefetch Bundles hold 21 entries; this service reads at most 20" in assert_operation_outcome(client.post(SELECT, json=body), 413)
+    reason = assert_operation_outcome(client.post(SELECT, json=body), 413)
+    assert "the prefetch Bundles hold 21 entries; this service reads at most 20" in reason
     apply = "/fhir/PlanDefinition/efns-ivig-gbs/$apply"
     assert client.post(apply, json=apply_body(gbs(), *weights)).status_code == 200
     response = client.post(apply, json=apply_body(gbs(), weight(71), *weights))

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import pytest
 
+from tests.card_checks import assert_warning_without_suggestions, stated_topics
 from tests.fhir_data import (
+    SNOMED,
+    administration,
+    condition,
+    days_ago,
+    earlier_ivig_course,
+    gbs,
+    hook_request,
+    ivig_order,
+    medication_request,
+    observation,
     patient,
-    SNOMED, condition, days_ago, earlier_ivig_course, gbs, hook_request, ivig_order, medication_request, observation,
-    prefetch, weight,
+    prefetch,
+    weight,
 )
 
 EGFR_UNIT = "mL/min/{1.73_m2}"
@@ -50,7 +61,11 @@ def assert_card_contract(cards: list[dict]) -> None:
     dict(labs=[egfr(45)]),                                      # latest eGFR below the laboratory's range
     dict(labs=[creatinine(2.1)]),                               # latest creatinine above the laboratory's range
     dict(labs=[egfr(90, when=days_ago(60)), egfr(45, when=days_ago(2))]),
-], ids=["ckd-icd", "ckd-snomed", "low-egfr", "high-creatinine", "newer-low-egfr"])
+    dict(conditions=[condition("E11.22", display="Type 2 diabetes mellitus with diabetic chronic kidney disease")]),
+    dict(conditions=[condition("I12.9", display="Hypertensive chronic kidney disease")]),
+    dict(conditions=[condition("I12.0", "http://hl7.org/fhir/sid/icd-10", "Hypertensive renal disease with renal failure")]),
+], ids=["ckd-icd", "ckd-snomed", "low-egfr", "high-creatinine", "newer-low-egfr", "diabetic-ckd", "hypertensive-ckd",
+        "who-hypertensive-renal-failure"])
 def test_impaired_renal_function_is_a_warning(cards_by_topic, data):
     card = cards_by_topic(**data)["SAFE-2-renal"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
@@ -81,7 +96,8 @@ def _sexed(sex: str, born: str = "1960-01-01") -> dict:
     ([_creatinine(1.1, "mg/dL", high=1.2) | {"interpretation": [{"coding": [{"code": "H"}]}]}], None, True),  # the lab's flag
     ([_creatinine(0.4, "mg/dL", high=1.2) | {"interpretation": [{"coding": [{"code": "A"}]}]}], None, False),  # abnormal: low
 ], ids=["egfr-24", "egfr-59", "egfr-78-range-90", "egfr-60", "creat-240-male", "creat-240-female", "creat-90-male",
-        "creat-1.3-female-66", "creat-1.3-male-30", "creat-240-sex-unknown", "creat-240-child", "creat-above-range", "creat-flag-h", "creat-flag-a-low"])
+        "creat-1.3-female-66", "creat-1.3-male-30", "creat-240-sex-unknown", "creat-240-child", "creat-above-range", "creat-flag-h",
+        "creat-flag-a-low"])
 def test_renal_impairment_by_kdigo_and_ckd_epi_where_the_lab_gives_no_range(cards_by_topic, labs, person, impaired):
     """An eGFR below 60 (KDIGO 2012 G3a-G5) is impairment whatever range the lab sent; a creatinine is judged by the
     lab's range or flag, and without either by the eGFR CKD-EPI 2021 computes from it, age and sex."""
@@ -110,6 +126,30 @@ def test_no_renal_warning_without_current_evidence(cards_by_topic, data):
     assert "SAFE-2-renal" not in cards_by_topic(**data)
 
 
+def _creatinine_written(value: float, unit: str, *, code: str | None = None) -> dict:
+    """A creatinine with the unit as the EHR wrote it and no reference range (the laboratory sent none)."""
+    resource = observation("2160-0", value, unit, display="Creatinine")
+    resource["valueQuantity"] = {"value": value, "unit": unit} | ({"system": "http://unitsofmeasure.org", "code": code} if code else {})
+    return resource
+
+
+@pytest.mark.parametrize("creatinine", [
+    _creatinine_written(2.4, "MG/DL"), _creatinine_written(2.4, "mg/dl"), _creatinine_written(2.4, "mg/dl", code="mg/dL"),
+    _creatinine_written(212, "µmol/L"), _creatinine_written(212, "micromol/L"), _creatinine_written(212, "UMOL/L"),
+    _creatinine_written(0.212, "mmol/L"),
+], ids=["MG/DL", "mg/dl", "mg/dl-code-mg/dL", "µmol/L", "micromol/L", "UMOL/L", "mmol/L"])
+def test_a_high_creatinine_without_a_range_warns_whatever_the_spelling_of_its_unit(cards_by_topic, creatinine):
+    # 2.4 mg/dL (212 µmol/L) at 56 for a man: eGFR about 31 by CKD-EPI 2021
+    cards = cards_by_topic(conditions=[gbs()], labs=[creatinine], patient_resource=patient("1970-05-01") | {"gender": "male"})
+    assert "SAFE-2-renal" in cards
+
+
+def test_a_creatinine_whose_code_and_text_disagree_is_not_converted(cards_by_topic):
+    disagreeing = _creatinine_written(212, "umol/L", code="mg/dL")
+    cards = cards_by_topic(conditions=[gbs()], labs=[disagreeing], patient_resource=patient("1970-05-01") | {"gender": "male"})
+    assert "SAFE-2-renal" not in cards  # 212 mg/dL or 212 µmol/L: the record cannot say which, so nothing is computed
+
+
 # --- SAFE-2-thrombosis --------------------------------------------------------------------------------
 
 
@@ -119,6 +159,8 @@ def test_no_renal_warning_without_current_evidence(cards_by_topic, data):
     condition("Z86.718", display="Personal history of other venous thrombosis and embolism"),
     condition("128053003", SNOMED, clinical="inactive"),
     condition("I82.C11", clinical="resolved", display="Acute embolism and thrombosis of right internal jugular vein"),
+    condition("135001000119100", SNOMED),                       # SNOMED CT US edition: acute DVT of internal jugular vein
+    condition("864191000000104", SNOMED, clinical="resolved"),  # SNOMED CT UK edition: thrombosis of internal jugular vein
     condition("I82.512", display="Chronic embolism and thrombosis of left femoral vein"),
     condition("I82.611", display="Acute embolism and thrombosis of superficial veins of right upper extremity"),
     condition("I67.6", display="Nonpyogenic thrombosis of intracranial venous system"),
@@ -127,8 +169,8 @@ def test_no_renal_warning_without_current_evidence(cards_by_topic, data):
     condition("I63.9", clinical="resolved", display="Cerebral infarction, unspecified"),
     condition("I21.4", clinical="resolved", display="Non-ST elevation (NSTEMI) myocardial infarction"),
 ], ids=["active-dvt", "resolved-dvt", "history-code", "inactive-snomed-dvt", "jugular-the-guidelines-example",
-        "chronic-lower-limb", "upper-limb", "cerebral-venous", "cerebral-venous-who", "pulmonary-embolism",
-        "ischaemic-stroke", "myocardial-infarction"])
+        "jugular-snomed-us", "jugular-snomed-uk", "chronic-lower-limb", "upper-limb", "cerebral-venous", "cerebral-venous-who",
+        "pulmonary-embolism", "ischaemic-stroke", "myocardial-infarction"])
 def test_a_thrombosis_on_record_active_or_past_is_a_warning(cards_by_topic, thrombosis):
     card = cards_by_topic(conditions=[thrombosis])["SAFE-2-thrombosis"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
@@ -136,8 +178,8 @@ def test_a_thrombosis_on_record_active_or_past_is_a_warning(cards_by_topic, thro
     assert thrombosis["code"]["coding"][0]["code"] in card["detail"]
 
 
-@pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
-def test_a_refuted_thrombosis_is_no_history(cards_by_topic, verification):
+@pytest.mark.parametrize("verification", ["refuted", "entered-in-error", "unconfirmed", "provisional", "differential"])
+def test_a_refuted_or_unconfirmed_thrombosis_is_no_history(cards_by_topic, verification):
     assert "SAFE-2-thrombosis" not in cards_by_topic(conditions=[condition("I82.90", verification=verification)])
 
 
@@ -146,9 +188,9 @@ def test_a_refuted_thrombosis_is_no_history(cards_by_topic, verification):
 
 @pytest.mark.parametrize("weights, why", [
     ([], "No body weight is on record."),
-    ([weight(70000, "g")], "is not a usable value in kg or [lb_av] (g)"),
-    ([weight(70, when=days_ago(90)), weight(70000, "g", when=days_ago(1))], "is not a usable value in kg or [lb_av] (g)"),
-], ids=["none", "grams", "older-kg-newer-grams"])
+    ([weight(70, "mL")], "is not a usable value in a unit of mass (mL)"),
+    ([weight(70, when=days_ago(90)), weight(70, "mL", when=days_ago(1))], "is not a usable value in a unit of mass (mL)"),
+], ids=["none", "millilitres", "older-kg-newer-millilitres"])
 def test_no_usable_weight_is_a_warning(cards_by_topic, weights, why):
     card = cards_by_topic(weights=weights)["SAFE-weight"]
     assert card["indicator"] == "warning" and card["overrideReasons"]
@@ -158,7 +200,7 @@ def test_no_usable_weight_is_a_warning(cards_by_topic, weights, why):
 
 def test_a_weight_in_the_wrong_unit_is_not_reported_as_no_weight_on_record(cards_by_topic):
     # The card first says the latest weight on record is unusable, and must not then also claim there is none.
-    card = cards_by_topic(weights=[weight(70000, "g")])["SAFE-weight"]
+    card = cards_by_topic(weights=[weight(70, "mL")])["SAFE-weight"]
     assert "Body weight: no result on record" not in card["detail"], card["detail"]
 
 
@@ -211,10 +253,57 @@ def test_monitoring_card_lists_the_latest_results_and_the_missing_panels(cards_b
     assert "Full blood count: no result on record" not in card["detail"]
 
 
+def test_results_taken_before_the_diagnosis_began_are_out_of_date_and_shown_with_their_dates(cds, cards_by_topic):
+    year_old = [observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(400), display="Hemoglobin"),
+                observation("1742-6", 24, "U/L", low=7, high=56, when=days_ago(400), display="ALT"), egfr(85, when=days_ago(400))]
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=year_old)
+    card = cards["SAFE-1-results"]
+    assert "out of date" in card["summary"]
+    assert f"Hemoglobin [718-7]: 13.5 g/dL ({days_ago(400)})" in card["detail"]
+    assert not any("within their reference ranges" in c["detail"] for c in cards.values())  # not called reassuring
+
+
+def test_results_taken_since_the_diagnosis_began_are_current(cards_by_topic):
+    labs = [observation(code, value, unit, low=low, high=high, when=days_ago(2))
+            for code, value, unit, low, high in (("718-7", 13.5, "g/dL", 12, 16), ("1742-6", 24, "U/L", 7, 56))]
+    labs.append(egfr(85, when=days_ago(2)))
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=labs)
+    assert "SAFE-1-results" not in cards and "within their reference ranges" in cards["GBS-1"]["detail"]
+
+
 def test_at_signing_monitoring_is_not_repeated(cds):
     body = hook_request([ivig_order(id="ivig-1", daily_g=28, days=5), ivig_order(id="ivig-2", daily_g=28, days=5)],
                         hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
     assert not any(c["source"]["topic"]["code"].startswith("SAFE-1") for c in cds(body))
+
+
+# --- a course that may still be running ------------------------------------------------------------------------
+
+RECENT = "SAFE-recent-course"
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("record", [
+    {"medications": [earlier_ivig_course(2, status="active")]},                      # an order running since 2 days ago
+    {"medications": [earlier_ivig_course(5)]},                                       # completed, begun 5 days ago
+    {"administrations": [administration(when=days_ago(d)) for d in range(1, 6)]},   # a full course, ended yesterday
+], ids=["active-order", "completed-order", "administrations"])
+def test_ivig_ordered_or_given_in_the_last_5_days_is_a_warning_at_both_hooks(cds, hook, record):
+    body = hook_request([ivig_order(daily_g=28, days=5)], hook=hook,
+                        prefetch=prefetch(conditions=[gbs(onset=days_ago(8))], weights=[weight(70)], **record))
+    (card,) = [c for c in cds(body) if RECENT in stated_topics(c)]
+    assert_warning_without_suggestions(card, stating="may still be running")
+    assert "J06BA02" in card["detail"]  # the course it rests on
+
+
+@pytest.mark.parametrize("record", [
+    {"medications": [earlier_ivig_course(6)]},
+    {"administrations": [administration(when=days_ago(20))]},
+    {"medications": [earlier_ivig_course(1, status="cancelled")]},
+    {},
+], ids=["order-6-days-ago", "given-20-days-ago", "cancelled", "none"])
+def test_no_recent_course_warning_for_older_cancelled_or_no_course(cards_by_topic, record):
+    assert RECENT not in cards_by_topic(conditions=[gbs(onset=days_ago(30))], **record)
 
 
 # --- IVIG stewardship ------------------------------------------------------------------------------------------

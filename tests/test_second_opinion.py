@@ -225,12 +225,12 @@ def second_opinion(knowledge: KnowledgeBase, patients: list[Patient],
     })
     assert len(answers) == len(patients)
     definitions, verdicts = [], []
-    for patient, answer in zip(patients, answers):
+    for patient, answer in zip(patients, answers, strict=True):
         values = dict(patient.inputs)
         for name in order:
             ours = outcome(defined, knowledge.definitions, name, values, patient.index)
             definitions.append((patient.name, name, ours, theirs(answer["definitions"][name])))
-        for text, their in zip(conditions, answer["conditions"]):
+        for text, their in zip(conditions, answer["conditions"], strict=True):
             verdicts.append((patient.name, text, outcome(by_text[text], values), theirs(their)))
     return Opinions(definitions, verdicts)
 

@@ -4,6 +4,7 @@ they are read, and the access log never shows a token sent in the URL."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -49,10 +50,8 @@ class Slowloris:
         ends = time.monotonic() + seconds
         while not self._stop.is_set() and time.monotonic() < ends:
             for s in self.dribblers:
-                try:
+                with contextlib.suppress(OSError):
                     s.send(b"X")
-                except OSError:
-                    pass
             self._stop.wait(0.5)
 
     def open_dribblers(self) -> int:

@@ -7,8 +7,11 @@ import pytest
 from tests.card_checks import assert_follows_the_regimen, assert_states
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order
 from tests.range_regimen import (
-    DRAFTS_WITHIN_THE_RANGE, assert_60_g_for_5_days_departs, assert_details_both_ends,
-    assert_no_absolute_dose_without_weight, assert_offers_both_ends,
+    DRAFTS_WITHIN_THE_RANGE,
+    assert_60_g_for_5_days_departs,
+    assert_details_both_ends,
+    assert_no_absolute_dose_without_weight,
+    assert_offers_both_ends,
 )
 
 SENTENCE = ("In patients with SPS incompletely responding to diazepam and/or baclofen and with significant disability "
@@ -50,7 +53,7 @@ def test_a_draft_within_the_range_follows_the_regimen(cards_by_topic, daily_g, d
     assert_follows_the_regimen(card)
 
 
-def test_a_draft_of_60_g_for_5_days_departs_and_is_a_warning(cards_by_topic):
+def test_a_draft_of_60_g_for_5_days_departs_in_one_critical_card(cards_by_topic):
     card = sps_cards(cards_by_topic, order=ivig_order(daily_g=60, days=5), hook="order-sign")["SPS-1"]
     assert_60_g_for_5_days_departs(card)
 

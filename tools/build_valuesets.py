@@ -38,14 +38,14 @@ from pathlib import Path
 
 from fhir.resources.R4B.valueset import ValueSet
 
+from cds_service.orders import ORDER_ROLE
+from cds_service.terminology import BROADER_CODE, TEXT_PATTERN
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = REPO_ROOT / "terminology/codes.csv"
-ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
-TEXT_PATTERN = "http://ivig-cds.org/fhir/StructureDefinition/text-pattern"
 OUT_DIR = REPO_ROOT / "valuesets"
 SPEC_DIR = REPO_ROOT / "terminology/valuesets"
 NOTES_FILE = REPO_ROOT / "terminology/notes.json"
-BROADER_CODE = "http://ivig-cds.org/fhir/StructureDefinition/broader-code"
 
 BASE_URL = "http://ivig-cds.org/fhir/ValueSet/"
 VERSION = version("ivig-cds")  # the package metadata (pyproject.toml): one version for the service and its knowledge
@@ -62,8 +62,10 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
 NDC = "http://hl7.org/fhir/sid/ndc"
 
-# Order of code systems inside compose.include and expansion.contains.
-SYSTEM_ORDER = [SNOMED, ICD10CM, ICD10, ICD10PCS, LOINC, RXNORM, ATC, NDC]
+# Order of code systems inside compose.include and expansion.contains: classes (ATC) before products (RxNorm, NDC),
+# so that a set's first code is its most general one; the service proposes the first code of the IVIG set when a
+# PlanDefinition/$apply call brings no order to copy.
+SYSTEM_ORDER = [SNOMED, ICD10CM, ICD10, ICD10PCS, LOINC, ATC, RXNORM, NDC]
 SYSTEM_LABEL = {
     SNOMED: "SNOMED CT",
     ICD10CM: "ICD-10-CM",

@@ -1,0 +1,141 @@
+"""How the patient's record is read as EHRs send it: which Observation is the dosing weight and in what unit, and what
+happens to a record the service cannot read (it is left out and named; the answer is never blocked by it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.fhirjson import instant
+from cds_service.readable import unreadable
+from tests.fhir_data import (
+    SNOMED,
+    condition,
+    days_ago,
+    earlier_ivig_course,
+    gbs,
+    ivig_order,
+    observation,
+    patient,
+    procedure,
+    suggested_courses,
+    weight,
+)
+
+UNREADABLE = "SAFE-record-unreadable"
+
+
+def _ucum_free(resource: dict, unit: str) -> dict:
+    """The Observation with its unit written only as text, no UCUM system or code (as many EHRs send it)."""
+    resource["valueQuantity"] = {"value": resource["valueQuantity"]["value"], "unit": unit}
+    return resource
+
+
+# --- which Observation is the dosing weight -------------------------------------------------------------------
+
+
+def test_the_latest_weight_is_the_latest_in_time_not_in_text(cards_by_topic):
+    # 23:30 in Los Angeles on day 1 is 07:30 UTC on day 2: after 05:00 UTC on day 2, though it sorts first as text
+    earlier, later = weight(80, when=days_ago(1) + "T05:00:00+00:00"), weight(70, when=days_ago(2) + "T23:30:00-08:00")
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[earlier, later])
+    assert suggested_courses(cards["GBS-1"]) == [(28, 5)]
+
+
+def test_a_height_in_the_weight_bundle_is_not_a_weight(cards_by_topic):
+    height = observation("8302-2", 175, "cm", when=days_ago(0), display="Body height")
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[weight(70, when=days_ago(1)), height])
+    assert "SAFE-weight" not in cards and suggested_courses(cards["GBS-1"]) == [(28, 5)]
+
+
+def test_a_date_only_weight_is_that_day():
+    assert instant("2026-03-02") < instant("2026-03-02T00:30:00-01:00") < instant("2026-03-03")
+
+
+@pytest.mark.parametrize("recorded, daily_g", [
+    (weight(70000, "g"), 28),
+    (weight(2464, "[oz_av]"), 27.9),
+    (_ucum_free(weight(154), "lbs"), 27.9),
+    (_ucum_free(weight(154), "LB"), 27.9),
+    (_ucum_free(weight(70), "Kg"), 28),
+], ids=["grams", "ounces", "lbs-as-text", "LB-as-text", "Kg-as-text"])
+def test_a_weight_in_any_unit_of_mass_sets_the_dose(cards_by_topic, recorded, daily_g):
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[recorded])
+    assert "SAFE-weight" not in cards
+    assert suggested_courses(cards["GBS-1"]) == [(daily_g, 5)]
+
+
+def test_a_neonate_weighed_in_grams_gets_a_dose(cards_by_topic):
+    neonate = patient(days_ago(10))
+    cards = cards_by_topic(conditions=[condition("P94.0", display="Transient neonatal myasthenia gravis")],
+                           weights=[weight(3200, "g")], patient_resource=neonate)
+    assert "MG-4" in cards and "SAFE-weight" not in cards
+
+
+def test_the_plausible_weight_rule_holds_in_grams(cards_by_topic):
+    card = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[weight(70, "g")])["SAFE-weight"]
+    assert "70 g" in card["detail"] and "plausible range" in card["detail"]
+
+
+def test_a_weight_written_as_text_is_not_read_as_a_number(cards_by_topic):
+    recorded = weight(70)
+    recorded["valueQuantity"]["value"] = "70"  # FHIR JSON writes numbers as numbers; the record is not read
+    card = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[recorded])["SAFE-weight"]
+    assert "cannot be read: the value '70' is not a number" in card["detail"]
+
+
+# --- records the service cannot read ----------------------------------------------------------------------------
+
+
+def _lab(code: str, value, unit: str, **fields) -> dict:
+    resource = observation(code, 1, unit, when=days_ago(1))
+    resource["valueQuantity"]["value"] = value
+    return resource | fields
+
+
+def _course_authored(on: str) -> dict:
+    return earlier_ivig_course() | {"authoredOn": on}
+
+
+def _exchange_on(day: str) -> dict:
+    return procedure("20720000", performed=day)
+
+
+@pytest.mark.parametrize("record, fault", [
+    (_lab("718-7", "13.5", "g/dL"), "the value '13.5' is not a number"),
+    (_lab("98979-8", True, "mL/min/{1.73_m2}"), "the value true is not a number"),
+    (_lab("718-7", 13.5, "g/dL", referenceRange=[{"low": {"value": 12}, "high": {"value": "16"}}]),
+     "the reference range's high limit '16' is not a number"),
+    (_course_authored("2026-13-01"), "authoredOn '2026-13-01' is not a date"),
+    (_exchange_on("2026-02-30"), "performedDateTime '2026-02-30' is not a date"),
+], ids=["lab-value-text", "egfr-true", "range-text", "course-month-13", "exchange-30-february"])
+def test_an_unreadable_record_is_left_out_and_named_and_the_overdose_card_stays(cards_by_topic, record, fault):
+    pools = {"Observation": "labs", "MedicationRequest": "medications", "Procedure": "procedures"}
+    cards = cards_by_topic(hook="order-sign", order=ivig_order(daily_g=280, days=5),
+                           conditions=[gbs(onset=days_ago(3))], **{pools[record["resourceType"]]: [record]})
+    assert cards["GBS-1"]["indicator"] == "critical"  # a 10-fold course, found despite the bad record
+    left_out = cards[UNREADABLE]
+    assert left_out["indicator"] == "warning" and left_out["overrideReasons"]
+    assert f"left out: {fault}" in left_out["detail"]
+
+
+def test_a_diagnosis_with_an_unreadable_onset_still_counts_and_is_named(cards_by_topic):
+    cards = cards_by_topic(conditions=[gbs(onset="2026-02-30")])
+    assert "GBS-1" in cards and "SAFE-stewardship" not in cards
+    assert "onsetDateTime '2026-02-30' is not a date; the diagnosis counts without its dates" in cards[UNREADABLE]["detail"]
+
+
+def test_an_unreadable_record_nothing_reads_is_not_mentioned(cards_by_topic):
+    sodium = _lab("2951-2", "140", "mmol/L")  # no ValueSet of the knowledge holds sodium: it can never matter
+    assert UNREADABLE not in cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=[sodium])
+
+
+@pytest.mark.parametrize("resource, fault", [
+    ({"resourceType": "Observation", "effectiveDateTime": "2026-02-29"}, "effectiveDateTime '2026-02-29' is not a date"),
+    ({"resourceType": "Observation", "effectiveDateTime": 20260101}, "effectiveDateTime 20260101 is not a date"),
+    ({"resourceType": "Observation", "effectivePeriod": {"start": "yesterday"}}, "effectivePeriod.start 'yesterday' is not a date"),
+    ({"resourceType": "Condition", "onsetDateTime": "2024-02-29", "recordedDate": "2025-04-31"}, "recordedDate '2025-04-31' is not a date"),
+    ({"resourceType": "Observation", "valueQuantity": "70 kg"}, "valueQuantity is not a quantity"),
+    ({"resourceType": "Procedure", "code": {"coding": [{"system": SNOMED, "code": "x"}]}, "performedDateTime": "2024-02-29T10:00:00+01:00"},
+     None),
+])
+def test_what_makes_a_record_unreadable(resource, fault):
+    assert unreadable(resource) == fault
