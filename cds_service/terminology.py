@@ -85,6 +85,7 @@ class Terminology:
         self._memo: dict[tuple[str, str], frozenset[str]] = {}  # (system, code) -> ValueSets; codes recur across calls
         self._broader: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)  # url -> (system, code) -> note
         self._words: list[tuple[re.Pattern[str], str]] = []  # (text-pattern, url)
+        self._words_memo: dict[str, frozenset[str]] = {}  # words -> the ValueSets they name
         for valueset in valuesets:
             self._add(valueset)
         # one search tells whether any ValueSet's words are in a text at all: most texts (labs, diagnoses) name none
@@ -128,14 +129,41 @@ class Terminology:
             self._memo[key] = found
         return found
 
+    def concept_valuesets(self, value: Any) -> frozenset[str]:
+        """codings_in(value), frozen. A CodeableConcept of one coding (most records) is answered from the memos alone:
+        its code's, and its words' (its text and its display)."""
+        if isinstance(value, dict):
+            codings = value.get("coding")
+            if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict) and "display" not in value:
+                coding = codings[0]
+                found = self.valuesets_of(coding.get("system"), coding.get("code"))
+                if self._any_words is not None:
+                    for words in (value.get("text"), coding.get("display")):
+                        if isinstance(words, str) and (named := self._named_by(words)):
+                            found = found | named
+                return found
+        return frozenset(self.codings_in(value))
+
     def codings_in(self, value: Any) -> set[str]:
         """ValueSets of a Coding, a CodeableConcept, a Reference, or a list of them: by code, then by words."""
         found: set[str] = set()
         for coding in _codings(value):
             found |= self.valuesets_of(coding.get("system"), coding.get("code"))
         if self._any_words is not None:
-            texts = [t for t in _texts(value) if self._any_words.search(t)]
-            found |= {url for pattern, url in self._words if any(pattern.search(t) for t in texts)}
+            for words in _texts(value):
+                found |= self._named_by(words)
+        return found
+
+    def _named_by(self, words: str) -> frozenset[str]:
+        """The ValueSets whose text-pattern these words match. Remembered: the same names (a lab's, a product's) come
+        in call after call, and one search of every pattern costs more than the rest of the lookup."""
+        found = self._words_memo.get(words)
+        if found is None:
+            found = frozenset(url for pattern, url in self._words if pattern.search(words)) if self._any_words and self._any_words.search(
+                words) else frozenset()
+            if len(self._words_memo) > 100_000:  # bounded, as the codes' memo
+                self._words_memo.clear()
+            self._words_memo[words] = found
         return found
 
     def is_known(self, value: Any) -> bool:
@@ -217,7 +245,7 @@ class ConceptIndex:
     def valuesets(self, concept: Any) -> frozenset[str]:
         known = self._found.get(id(concept))
         if known is None:
-            known = self._found[id(concept)] = (concept, frozenset(self._terminology.codings_in(concept)))
+            known = self._found[id(concept)] = (concept, self._terminology.concept_valuesets(concept))
         return known[1]
 
     def member_of(self, concept: Any, url: str) -> bool:

@@ -113,3 +113,28 @@ IN, OUT = True, False
 ])
 def test_population(terminology, system, code, valueset, expected):
     assert terminology.member_of(coding(system, code), BASE + valueset) is expected
+
+
+def _objects(value):
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item)
+
+
+def test_the_one_coding_shortcut_answers_as_the_whole_lookup_on_every_catalogue_concept(terminology):
+    """concept_valuesets answers a one-coding concept from the memos; it must say what codings_in says, words included."""
+    from tests.patients import catalogue
+
+    concepts = [o for request in catalogue().values() for o in _objects(request)]
+    concepts += [{"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312617",
+                              "display": "predniSONE 20 MG Oral Tablet"}]},
+                 {"coding": [{"system": "urn:local", "code": "1"}], "text": "Privigen 10 % IV"}]
+    assert len(concepts) > 1000
+    for concept in concepts:
+        assert terminology.concept_valuesets(concept) == frozenset(terminology.codings_in(concept)), concept
+    assert BASE + "corticosteroids" in terminology.concept_valuesets(concepts[-2])  # by its display's words
+    assert BASE + "ivig" in terminology.concept_valuesets(concepts[-1])  # by its text
