@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -207,3 +208,14 @@ def cidp(**kwargs: Any) -> dict:
 
 def mmn(**kwargs: Any) -> dict:
     return condition("G61.82", display="Multifocal motor neuropathy", **kwargs)
+
+
+def objects_in(value: Any) -> Iterator[dict]:
+    """Every JSON object in a request or resource, the outermost first."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from objects_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from objects_in(item)

@@ -15,7 +15,7 @@ import itertools
 import json
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -33,6 +33,7 @@ from cds_service.prefetch import resolve
 from cds_service.protocol import parse_hook_request
 from cds_service.regimen import DosePolicy
 from cds_service.terminology import ConceptIndex
+from tests.fhir_data import objects_in
 from tests.medplum import MedplumUnavailable, ensure_installed
 from tests.patients import catalogue
 
@@ -156,14 +157,6 @@ def canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def objects_in(value: Any) -> Iterator[Mapping[str, Any]]:
-    if isinstance(value, Mapping):
-        yield value
-        for item in value.values():
-            yield from objects_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from objects_in(item)
 
 
 def memberships(knowledge: KnowledgeBase, inputs: list[Any]) -> dict[str, list[str]]:

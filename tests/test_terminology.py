@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from cds_service.terminology import Terminology
+from tests.fhir_data import objects_in
+from tests.patients import catalogue
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASE = "http://ivig-cds.org/fhir/ValueSet/"
@@ -115,21 +117,9 @@ def test_population(terminology, system, code, valueset, expected):
     assert terminology.member_of(coding(system, code), BASE + valueset) is expected
 
 
-def _objects(value):
-    if isinstance(value, dict):
-        yield value
-        for item in value.values():
-            yield from _objects(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _objects(item)
-
-
 def test_the_one_coding_shortcut_answers_as_the_whole_lookup_on_every_catalogue_concept(terminology):
     """concept_valuesets answers a one-coding concept from the memos; it must say what codings_in says, words included."""
-    from tests.patients import catalogue
-
-    concepts = [o for request in catalogue().values() for o in _objects(request)]
+    concepts = [o for request in catalogue().values() for o in objects_in(request)]
     concepts += [{"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312617",
                               "display": "predniSONE 20 MG Oral Tablet"}]},
                  {"coding": [{"system": "urn:local", "code": "1"}], "text": "Privigen 10 % IV"}]
