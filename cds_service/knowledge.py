@@ -8,6 +8,7 @@ file stops start-up with a message naming the file and the fault.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -108,6 +109,11 @@ class KnowledgeBase:
         return sorted((r for r in found.values() if hook in r.hooks), key=lambda r: self._position[id(r)])
 
 
+#: knowledge already loaded in this process, by its files' fingerprint: a process that builds several apps from the same
+#: unchanged definitions (the test suite builds hundreds) loads them once. A changed file changes the fingerprint.
+_LOADED: dict[tuple, KnowledgeBase] = {}
+
+
 def load(root: Path | str) -> KnowledgeBase:
     """Read, validate and index every definition under root/valuesets and root/plandefinitions."""
     root = Path(root)
@@ -115,6 +121,17 @@ def load(root: Path | str) -> KnowledgeBase:
     if not files:
         raise DefinitionError(root, "no definitions here (valuesets/, plandefinitions/); "
                                     "set IVIG_CDS_KNOWLEDGE_ROOT to the folder that holds them")
+    fingerprint = (root.resolve(), tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+    known = _LOADED.get(fingerprint)
+    if known is None:
+        known = _load(root, files)
+        if len(_LOADED) >= 4:  # bounded: a process rarely sees more than one set of definitions
+            _LOADED.clear()
+        _LOADED[fingerprint] = known
+    return known
+
+
+def _load(root: Path, files: list[Path]) -> KnowledgeBase:
     resources = {path.name: _read(path) for path in files}
     by_type: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
     for path in files:
@@ -219,18 +236,29 @@ def _data_requirements(plans: list[tuple[Path, dict]], libraries: dict[str, dict
     return found
 
 
+#: digests of definition texts the R4 model has accepted in this process: the same text needs no second check (the
+#: model check is most of a load, and tests load copies of the definitions with one file changed)
+_VALID_TEXTS: set[bytes] = set()
+
+
 def _read(path: Path) -> dict:
     try:
-        resource = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        resource = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DefinitionError(path, f"not readable JSON ({exc})") from exc
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(kind, str):
         raise DefinitionError(path, "no resourceType")
-    try:
-        get_fhir_model_class(kind).model_validate(resource)
-    except (KeyError, ValueError, ValidationError) as exc:
-        raise DefinitionError(path, f"not a valid FHIR {kind}: {exc}") from exc
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    if digest not in _VALID_TEXTS:
+        try:
+            get_fhir_model_class(kind).model_validate(resource)
+        except (KeyError, ValueError, ValidationError) as exc:
+            raise DefinitionError(path, f"not a valid FHIR {kind}: {exc}") from exc
+        if len(_VALID_TEXTS) >= 10_000:
+            _VALID_TEXTS.clear()
+        _VALID_TEXTS.add(digest)
     expected = f"{kind}-{resource.get('id')}.json"
     if path.name != expected:
         raise DefinitionError(path, f"file must be named after the resource: {expected}")
