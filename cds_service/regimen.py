@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from .draft_dosage import DraftDosage
-from .fhirjson import number, obj, recorded_at, text
 
 UCUM = "http://unitsofmeasure.org"
 POUND_IN_KG = Decimal("0.45359237")
@@ -176,17 +175,6 @@ def regimen_from_activity(activity: Mapping[str, Any]) -> Regimen:
     if not isinstance(route, dict) or not route.get("coding"):
         raise RegimenError("dosage.route must name the route (a coded CodeableConcept) that a suggested order carries")
     return Regimen(activity["url"], Decimal(str(dose["value"])), int(bounds["value"]), route)
-
-
-def dosing_weight(observation: Mapping[str, Any]) -> DosingWeight | None:
-    """Body weight in kg from an Observation in kg or [lb_av]; None when the unit is anything else."""
-    quantity = obj(observation.get("valueQuantity"))
-    unit = text(quantity.get("code")) or text(quantity.get("unit"))
-    value = number(quantity.get("value"))
-    if value is None or value <= 0 or unit not in ("kg", "[lb_av]"):
-        return None
-    kg = value if unit == "kg" else value * POUND_IN_KG
-    return DosingWeight(kg, recorded_at(observation), f"{fmt(value)} {unit}")
 
 
 @dataclass(frozen=True)

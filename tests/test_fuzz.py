@@ -446,7 +446,7 @@ CRASHERS: dict[str, dict[str, Any]] = {
     "condition-status-code-array": minimal_request(  # inputs._is_diagnosis
         conditions=[{"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": []}]}}]),
     "observation-status-array": minimal_request(weight=[{"resourceType": "Observation", "status": []}]),  # _is_result
-    "weight-valueQuantity-not-object": minimal_request(weight=[_weight(valueQuantity=True)]),  # dosing_weight
+    "weight-valueQuantity-not-object": minimal_request(weight=[_weight(valueQuantity=True)]),  # body_weight.dosing_weight
     "weight-unit-code-array": minimal_request(weight=[_weight(valueQuantity={"value": 70, "code": [None]})]),
     "condition-onset-false": minimal_request(conditions=[_gbs(onsetDateTime=False)]),  # FHIRPath in knowledge.applies
     "lab-valueQuantity-not-object": minimal_request(labs=[_lab("98979-8", valueQuantity=True)]),  # cards._describe
