@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-from .fhirjson import obj, recorded_at, text
+from .fhirjson import number, obj, recorded_at, text
 from .readable import unreadable
 from .regimen import POUND_IN_KG, UCUM, DosingWeight, fmt
 
@@ -49,8 +49,8 @@ def dosing_weight(observation: dict) -> DosingWeight | None:
     else the unit as written (kg, g, lb, lbs, oz, in any case); None for anything else, a code that contradicts the
     words, or a value that is not a number above 0."""
     quantity = obj(observation.get("valueQuantity"))
-    value = quantity.get("value")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+    value = number(quantity.get("value"))
+    if value is None or value <= 0:
         return None
     code, written = text(quantity.get("code")), text(quantity.get("unit"))
     if code is not None and quantity.get("system") in (UCUM, None):
@@ -59,8 +59,7 @@ def dosing_weight(observation: dict) -> DosingWeight | None:
         unit = _WORDS.get(_word(written or ""))
     if unit is None:
         return None
-    amount = Decimal(str(value))
-    return DosingWeight(amount * _UCUM_KG[unit], recorded_at(observation), f"{fmt(amount)} {code or written}")
+    return DosingWeight(value * _UCUM_KG[unit], recorded_at(observation), f"{fmt(value)} {code or written}")
 
 
 def _word(unit: str) -> str:

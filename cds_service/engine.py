@@ -6,7 +6,7 @@ disease; diseases are ValueSets and FHIRPath conditions in the knowledge base.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -15,8 +15,8 @@ from typing import Any
 
 from .body_weight import latest_dosing_weight
 from .draft_dosage import draft_dosage
-from .fhirjson import obj, objects
-from .inputs import WEIGHT_REQUIREMENT, PatientFacts, named_inputs
+from .fhirjson import element, obj, objects
+from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase
 from .orders import OrderKind
 from .recommendation import Recommendation
@@ -101,7 +101,8 @@ def prepare(
     reads as if none were on record, with the reason."""
     age = facts.age_years(today)
     index = ConceptIndex(knowledge.terminology)
-    weight, weight_note = latest_dosing_weight(facts.weight_records, _is_body_weight(knowledge, index))
+    weight, weight_note = latest_dosing_weight(
+        facts.weight_records, lambda o: all(index.member_of(o.get("code"), url) for url in knowledge.body_weight_valuesets))
     facts = replace(facts, weight=weight, weight_note=weight_note)
     if facts.weight is not None and (implausible := policy.implausible(facts.weight, age)) is not None:
         facts = replace(facts, weight=None, weight_note=implausible)
@@ -130,13 +131,6 @@ def prepare(
         today=today,
     )
     return Call(hook, ivig_orders, course, facts, today, policy, inputs, route_undetermined, index)
-
-
-def _is_body_weight(knowledge: KnowledgeBase, index: ConceptIndex) -> Callable[[dict], bool]:
-    """Whether an Observation is a body weight: coded in the ValueSets the Library's weight data requirement names."""
-    requirement = knowledge.data_requirements.get(WEIGHT_REQUIREMENT, {})
-    urls = [f["valueSet"] for f in requirement.get("codeFilter", []) if isinstance(f.get("valueSet"), str)]
-    return lambda observation: all(index.member_of(observation.get("code"), url) for url in urls)
 
 
 def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
@@ -223,7 +217,7 @@ def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tupl
     found: dict[int, dict] = {}  # by identity: the same record reached twice is shown once
     for pool in ("conditionHistory", "medications", "procedures", "plannedProcedures"):
         for resource in inputs[pool]:
-            concept = resource.get("code") or resource.get("medicationCodeableConcept")
+            concept = element(resource, "code") or element(resource, "medication")
             if index.valuesets(concept) & watched:
                 found.setdefault(id(resource), resource)
     for pool in _SHOWN_WHOLE:  # records the recommendation is about as such: each one is shown

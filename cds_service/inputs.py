@@ -186,11 +186,8 @@ def named_inputs(
         "weightKg": facts.weight.kg if facts.weight else [],
         "observations": coded(facts.observations),
         "medications": coded(facts.medications + other_medications, "medication"),
-        "ivigCourses": sorted(
-            (m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
-            key=lambda r: instant(recorded_at(r)) or _UNDATED,
-            reverse=True,
-        ),
+        "ivigCourses": newest_first(
+            m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
         "procedures": coded(facts.procedures),
         "plannedProcedures": coded(facts.planned_procedures + drafted_procedures),
         "unconfirmedGuidelineDiagnoses": [c for c in coded(facts.unconfirmed_conditions)

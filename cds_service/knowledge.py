@@ -70,6 +70,9 @@ class KnowledgeBase:
         self.highest_course_total_per_kg: Decimal | None = max((r.total_per_kg for r in regimens), default=None)
         self.terminology = terminology
         self.data_requirements = data_requirements  # prefetch key -> FHIR DataRequirement
+        #: the ValueSets an Observation must be in to be a body weight: those the weight data requirement names
+        weight_filters = data_requirements.get(WEIGHT_REQUIREMENT, {}).get("codeFilter", [])
+        self.body_weight_valuesets = tuple(f["valueSet"] for f in weight_filters if isinstance(f.get("valueSet"), str))
         self.resource_types = tuple(sorted({r["resourceType"] for r in resources.values()}))
         self.recommendations = tuple(recommendations)
         self._position = {id(r): i for i, r in enumerate(self.recommendations)}  # definition order

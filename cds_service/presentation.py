@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Finding
-from .fhirjson import code_of, number, obj, objects, recorded_at, reference_of, text
+from .fhirjson import code_of, element, number, obj, objects, recorded_at, reference_of, text
 from .regimen import UCUM, DosingWeight, Regimen, days_text, describe_all, fmt, magnitude
 from .suggestion import suggested_order
 
@@ -283,9 +283,9 @@ def _describe(resource: dict) -> str:
             clinical += f", {verification}"
         return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]})" if onset else ")")
     if kind == "MedicationRequest":
-        return f"Medication: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource)})"
+        return f"Medication: {_name(element(resource, 'medication'))} ({status or 'status not stated'}, {_when(resource)})"
     if kind == "MedicationAdministration":
-        return f"Given: {_name(resource.get('medicationCodeableConcept'))} ({status or 'status not stated'}, {_when(resource)})"
+        return f"Given: {_name(element(resource, 'medication'))} ({status or 'status not stated'}, {_when(resource)})"
     if kind == "ServiceRequest":
         return f"Planned: {_name(resource.get('code'))} ({status or 'status not stated'})"
     if kind == "Procedure":
@@ -297,7 +297,7 @@ def _name(concept: Any) -> str:
     concept = obj(concept)
     codings = objects(concept.get("coding"))
     coding = codings[0] if codings else {}
-    name = text(concept.get("text")) or text(coding.get("display")) or "unnamed"
+    name = text(concept.get("text")) or text(coding.get("display")) or text(concept.get("display")) or "unnamed"  # a Reference
     code = text(coding.get("code"))
     return f"{name} [{code}]" if code else name
 

@@ -72,6 +72,9 @@ def _by_reference(display: str) -> dict:
 def test_a_corticosteroid_named_only_in_words_counts(cards_by_topic, order):
     cards = dm_cards(cards_by_topic, medications=[order])
     assert {"DM-1", "DM-2"} <= set(cards) and "DM-3" not in cards
+    concept = order.get("medicationReference") or order["medicationCodeableConcept"]
+    name = concept.get("display") or concept.get("text") or concept["coding"][0]["display"]
+    assert f"Medication: {name}" in cards["DM-1"]["detail"]  # the order it rests on is shown, by its name
 
 
 @pytest.mark.parametrize("display", ["hydrocortisone 1 % topical cream", "prednisoLONE acetate 1 % ophthalmic suspension",
