@@ -210,12 +210,13 @@ def named_inputs(
 def _labelled(record: dict, why: str) -> dict:
     """A copy of an unreadable record whose name says why it was left out: the card lists it as a fact line, and the
     clinician needs the fault to find it in the chart."""
-    element = "medicationCodeableConcept" if "medicationCodeableConcept" in record else "code"
+    element = next((k for k in ("medicationCodeableConcept", "medicationReference") if k in record), "code")
     concept = dict(record.get(element) or {}) if isinstance(record.get(element), dict) else {}
     codings = concept.get("coding") if isinstance(concept.get("coding"), list) else []
     first = codings[0] if codings and isinstance(codings[0], dict) else {}
-    name = text(concept.get("text")) or text(first.get("display")) or text(first.get("code")) or "unnamed"
-    return {**record, element: {**concept, "text": f"{name}, left out: {why}"}}
+    name = text(concept.get("text")) or text(first.get("display")) or text(concept.get("display")) or text(first.get("code")) or "unnamed"
+    named_by = "display" if element == "medicationReference" else "text"  # a Reference is named by its display
+    return {**record, element: {**concept, named_by: f"{name}, left out: {why}"}}
 
 
 def _resources(value: Any) -> list[dict]:

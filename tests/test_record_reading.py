@@ -117,6 +117,15 @@ def test_an_unreadable_record_is_left_out_and_named_and_the_overdose_card_stays(
     assert f"left out: {fault}" in left_out["detail"]
 
 
+def test_an_unreadable_order_by_medication_reference_is_named_by_its_display(cards_by_topic):
+    order = {"resourceType": "MedicationRequest", "id": "erx-1", "status": "active", "intent": "order",
+             "medicationReference": {"reference": "Medication/erx-9", "display": "PREDNISONE 5 MG PO TABS"},
+             "authoredOn": "2026-13-01"}
+    cards = cards_by_topic(hook="order-sign", order=ivig_order(daily_g=280, days=5), conditions=[gbs(onset=days_ago(3))],
+                           medications=[order])
+    assert "PREDNISONE 5 MG PO TABS, left out: authoredOn '2026-13-01' is not a date" in cards[UNREADABLE]["detail"]
+
+
 def test_a_diagnosis_with_an_unreadable_onset_still_counts_and_is_named(cards_by_topic):
     cards = cards_by_topic(conditions=[gbs(onset="2026-02-30")])
     assert "GBS-1" in cards and "SAFE-stewardship" not in cards
