@@ -23,6 +23,7 @@ from .fhirjson import code_of, instant, objects, recorded_at, text
 from .fhirjson import element as fhir_element
 from .readable import unreadable, without_times
 from .regimen import Course, DosingWeight
+from .subject import about_another_patient
 from .terminology import ConceptIndex
 
 #: the data requirement (prefetch key) that holds body weights: weights and lab results are both Observations
@@ -84,16 +85,17 @@ class PatientFacts:
         return age if age <= MAX_AGE_YEARS else None
 
 
-def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
+def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> PatientFacts:
     """Sort prefetch results into facts by resource type, whatever key brought them; the body weights are read from
     their own key (WEIGHT_REQUIREMENT), since weights and lab results are both Observations.
 
     Each fact holds the records its status rules admit and the service can read; a record it would admit but cannot
-    read (readable.py) is left out of every fact and kept, with the reason, in `unreadable`."""
+    read (readable.py) is left out of every fact and kept, with the reason, in `unreadable`. A record about another
+    patient than `patient_id` (subject.py) is no fact at all: it is dropped before anything reads it."""
     by_type: dict[str, list[dict]] = {}
     for key, value in prefetch.items():
         if key != WEIGHT_REQUIREMENT:
-            for resource in _resources(value):
+            for resource in _resources(value, patient_id):
                 by_type.setdefault(resource["resourceType"], []).append(resource)
     left_out: dict[int, tuple[dict, str]] = {}
 
@@ -110,7 +112,8 @@ def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
     conditions = [_dated_or_not(c, left_out) for c in by_type.get("Condition", [])]
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
-    weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT)) if r["resourceType"] == "Observation" and _is_result(r))
+    weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT), patient_id)
+                           if r["resourceType"] == "Observation" and _is_result(r))
     patients = by_type.get("Patient", [])
     return PatientFacts(
         patient=patients[0] if patients else None,
@@ -219,18 +222,19 @@ def _labelled(record: dict, why: str) -> dict:
     return {**record, element: {**concept, named_by: f"{name}, left out: {why}"}}
 
 
-def _resources(value: Any) -> list[dict]:
-    """The resources in a searchset Bundle (or a single resource); OperationOutcomes are dropped."""
+def _resources(value: Any, patient_id: str | None) -> list[dict]:
+    """The resources in a searchset Bundle (or a single resource); OperationOutcomes and records about another patient
+    than `patient_id` are dropped."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         return []
     if value["resourceType"] != "Bundle":
-        return [] if value["resourceType"] == "OperationOutcome" else [value]
+        return [] if value["resourceType"] == "OperationOutcome" or about_another_patient(value, patient_id) else [value]
     entries: list = value["entry"] if isinstance(value.get("entry"), list) else []
     return [
         e["resource"]
         for e in entries
         if isinstance(e, dict) and isinstance(e.get("resource"), dict) and isinstance(e["resource"].get("resourceType"), str)
-        and e["resource"]["resourceType"] != "OperationOutcome"
+        and e["resource"]["resourceType"] != "OperationOutcome" and not about_another_patient(e["resource"], patient_id)
     ]
 
 

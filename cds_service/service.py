@@ -80,7 +80,7 @@ class CdsService:
             hook=request.hook,
             selected_orders=selected,
             draft_orders=request.draft_orders,
-            facts=facts_from(prefetch),
+            facts=facts_from(prefetch, request.patient_id),
             today=today or date.today(),
             policy=self.settings.dose_policy,
             kinds=kinds,

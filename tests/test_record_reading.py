@@ -30,6 +30,38 @@ def _ucum_free(resource: dict, unit: str) -> dict:
     return resource
 
 
+# --- whose record it is -------------------------------------------------------------------------------------------
+
+ANOTHER = "Patient/other-99"
+
+
+def _of(resource: dict, subject: str = ANOTHER) -> dict:
+    resource["subject"] = {"reference": subject}
+    return resource
+
+
+@pytest.mark.parametrize("subject", [ANOTHER, "https://ehr.example/fhir/Patient/other-99/_history/2"], ids=["relative", "absolute"])
+def test_another_patients_weight_never_sets_the_dose(cards_by_topic, subject):
+    # the newest weight in the bundle is another patient's (120 kg): the dose is this patient's 70 kg
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))],
+                           weights=[_of(weight(120, when=days_ago(0)), subject), weight(70, when=days_ago(5))])
+    assert suggested_courses(cards["GBS-1"]) == [(28, 5)]
+    alone = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[_of(weight(120, when=days_ago(0)), subject)])
+    assert "SAFE-weight" in alone and suggested_courses(alone["GBS-1"]) == []
+
+
+def test_another_patients_records_are_no_facts_about_this_one(cards_by_topic):
+    others = {"conditions": [gbs(onset=days_ago(3)), _of(condition("G61.81", display="CIDP"))],
+              "medications": [_of(earlier_ivig_course(days_before=2))],
+              "labs": [_of(observation("98979-8", 20, "mL/min/{1.73_m2}", low=60, when=days_ago(1)))],
+              "patient_resource": {"resourceType": "Patient", "id": "other-99", "birthDate": "2018-01-01"}}
+    cards = cards_by_topic(**others)
+    assert {"GBS-1", "GBS-2"} <= set(cards)
+    assert not {"CIDP-severity", "SAFE-2-renal", "SAFE-recent-course", "GBS-5"} & set(cards)
+    same = cards_by_topic(**{**others, "medications": [_of(earlier_ivig_course(days_before=2), "Patient/pat-1")]})
+    assert "SAFE-recent-course" in same  # this patient's own course, referenced the same way, still counts
+
+
 # --- which Observation is the dosing weight -------------------------------------------------------------------
 
 
