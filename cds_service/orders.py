@@ -80,11 +80,11 @@ class OrderRules:
         """IVIG, ROUTE_DECIDES or OTHER, for a MedicationRequest (a draft or an earlier course) or MedicationAdministration."""
         if not isinstance(order, Mapping) or order.get("resourceType") not in _MEDICATION_RECORDS:
             return OrderKind.OTHER
-        concept = medication_concept(order)
-        if concept is None:
+        concepts = medication_concepts(order)
+        if not concepts:
             return OrderKind.OTHER
-        name = " ".join(_texts(concept))
-        coded = self._terminology.codings_in(concept)
+        name = " ".join(t for concept in concepts for t in _texts(concept))
+        coded = self._terminology.codings_in(concepts)
 
         def product(role: str) -> bool:
             return bool(coded & self._valuesets[role]) or any(p.search(name) for p in self._patterns[role])
@@ -114,19 +114,23 @@ class OrderRules:
         return [(role, sorted(self._valuesets[role]), [p.pattern for p in self._patterns[role]]) for role in ROLES]
 
 
-def medication_concept(order: Mapping[str, Any]) -> dict | None:
-    """The CodeableConcept naming a MedicationRequest's medication, through a contained Medication if need be."""
+def medication_concepts(order: Mapping[str, Any]) -> list[dict]:
+    """The CodeableConcepts naming a MedicationRequest's medication: its medicationCodeableConcept; or, through a
+    contained Medication, that Medication's code and each ingredient's item, since a pharmacy's compounded or local
+    product is often named only by its ingredients ("IG compound": immunoglobulin G; "Immune globulin 1500 IU":
+    Rho(D) immune globulin); or the display of a Medication reference. Empty when nothing names it."""
     concept = order.get("medicationCodeableConcept")
     if isinstance(concept, dict):
-        return concept
+        return [concept]
     reference = obj(order.get("medicationReference"))
     target = text(reference.get("reference")) or ""
     if target.startswith("#"):
         for contained in objects(order.get("contained")):
             if contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
-                return obj(contained.get("code")) or None
+                named = [obj(contained.get("code")), *(obj(i.get("itemCodeableConcept")) for i in objects(contained.get("ingredient")))]
+                return [c for c in named if c]
     display = text(reference.get("display"))
-    return {"text": display} if display else None
+    return [{"text": display}] if display else []
 
 
 def _texts(concept: Mapping[str, Any]) -> Iterator[str]:

@@ -224,6 +224,31 @@ def test_subcutaneous_hyperimmune_or_antithymocyte_codes_get_no_cards(cds, order
     assert cds(hook_request([order], prefetch=DATA)) == []
 
 
+def _compounded(code: dict, *ingredients: dict) -> dict:
+    """A draft whose medication is a contained Medication (a pharmacy's local product): its code and ingredients."""
+    order = by_route(medication_request("", status="draft", id="local"), system=SNOMED, code="47625008")
+    del order["medicationCodeableConcept"]
+    order["contained"] = [{"resourceType": "Medication", "id": "med", "code": code,
+                           "ingredient": [{"itemCodeableConcept": i, "isActive": True} for i in ingredients]}]
+    order["medicationReference"] = {"reference": "#med"}
+    return order
+
+
+def test_a_contained_medication_is_named_by_its_ingredients_too(cds):
+    """A local product's name says little ("IG compound"); its ingredient says which immunoglobulin it is, both ways."""
+    normal = {"coding": [{"system": ATC, "code": "J06BA02"}]}
+    anti_d = {"coding": [{"system": RXNORM, "code": "35465", "display": "Rho(D) immune globulin"}]}
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cds(hook_request([_compounded({"text": "IG compound"}, normal)],
+                                                                                 prefetch=DATA))}
+    assert cds(hook_request([_compounded({"text": "Immune globulin 1500 IU"}, anti_d)], prefetch=DATA)) == []
+
+
+@pytest.mark.parametrize("words", ["GamaSTAN S/D immune globulin (human)", "BayGam immune globulin", "Vivaglobin 16%"])
+def test_an_extravascular_normal_immunoglobulin_named_in_words_alone_gets_no_cards(cds, words):
+    """Named without a code or a route, an intramuscular or subcutaneous brand is still not IVIG (not "the route decides")."""
+    assert cds(hook_request([medication_request("", status="draft", id="im", text=words)], prefetch=DATA)) == []
+
+
 def test_an_administration_coded_by_hcpcs_is_an_earlier_ivig_course(cards_by_topic):
     """Administrations are often billed, and coded, by HCPCS: a Privigen infusion 20 days into this episode counts."""
     given = administration("J1459", HCPCS, when=days_ago(20))
