@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from .body_weight import latest_dosing_weight
-from .draft_dosage import draft_dosage
+from .draft_dosage import draft_dosages
 from .fhirjson import element, obj, objects
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase
@@ -114,7 +114,8 @@ def prepare(
         ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
     if not ivig_orders:
         return None
-    course = Course(tuple(draft_dosage(o) for o in ivig_orders), heaviest_kg=policy.heaviest_plausible_kg)
+    course = Course(tuple(d for o in ivig_orders for d in draft_dosages(o)), heaviest_kg=policy.heaviest_plausible_kg,
+                    orders=len(ivig_orders))
     mine = {id(o) for o in ivig_orders}
     inputs = named_inputs(
         facts,

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+#: the system of UCUM units: a Quantity's code means its UCUM unit only in this system (or with no system given)
+UCUM = "http://unitsofmeasure.org"
 #: larger numbers are not a dose, a weight or a count; reading them as unknown keeps Decimal arithmetic finite
 _LARGEST = Decimal("1e9")
 

@@ -241,6 +241,58 @@ def test_a_tenfold_dose_written_as_ehrs_write_it_is_critical(cds, order):
     assert "4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in card["detail"]
 
 
+LOCAL_UNITS = "urn:oid:1.2.840.114350.1.13.0.1.7.4.698288.400"  # an EHR's own unit codes (Epic-style OID)
+
+
+@pytest.mark.parametrize("daily_g, unit, indicator", [
+    (28, {"unit": "gram"}, None), (28, {"unit": "g", "system": LOCAL_UNITS, "code": "GM"}, None),
+    (280, {"unit": "g", "system": LOCAL_UNITS, "code": "GM"}, "critical"), (280, {"unit": "grams"}, "critical"),
+], ids=["gram-word", "local-code", "10x-local-code", "10x-grams-word"])
+def test_a_dose_in_a_local_unit_code_is_read_by_its_unit_word(cards_by_topic, daily_g, unit, indicator):
+    """A code outside UCUM's system means nothing to the service, so the unit word says the unit: 280 g under an EHR's
+    own code "GM" is a 10-fold course, not a dose that "cannot be read"."""
+    order = dosed_ivig_order(daily_g, None, code=None, **FIVE_DAYS)
+    order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(unit)
+    cards = cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])
+    assert UNREADABLE not in cards
+    assert (cards["GBS-1"]["indicator"] if "GBS-1" in cards else None) == indicator
+
+
+def _quantity(value: float, unit: str) -> dict:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+def test_a_dose_written_both_in_grams_and_per_kg_is_checked_by_the_larger(cards_by_topic):
+    """An "ordered" 0.4 g/kg beside a "calculated" 280 g: one is wrong, and the one that harms is what must be seen."""
+    order = dosed_ivig_order(0.4, "g/kg", **FIVE_DAYS)
+    order["dosageInstruction"][0]["doseAndRate"].append({"doseQuantity": _quantity(280, "g")})
+    card = cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical" and "20 g/kg (1400 g) in total" in card["detail"]
+
+
+def _in_parts(*parts: tuple[float, int], rate_only: bool = False) -> dict:
+    """An IVIG draft whose course is several dosage instructions, each (grams a day, days); `rate_only` adds an
+    instruction that states only an infusion rate, as a titration protocol does."""
+    order = ivig_order()
+    order["dosageInstruction"] = [{"sequence": n, "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", "count": days}},
+                                   "doseAndRate": [{"doseQuantity": _quantity(grams, "g")}]}
+                                  for n, (grams, days) in enumerate(parts, 1)]
+    if rate_only:
+        order["dosageInstruction"].append({"sequence": 1, "text": "Start at 0.5 mL/kg/h; increase every 30 min as tolerated",
+                                           "doseAndRate": [{"rateQuantity": _quantity(0.5, "mL/(kg.h)")}]})
+    return order
+
+
+def test_every_dosage_instruction_of_an_order_is_part_of_its_course(cards_by_topic):
+    """FHIR writes a dose that changes over the course as several instructions: a 10-fold second part is a 10-fold
+    course, not "80 % below" (only the first instruction was read)."""
+    card = cards_by_topic(order=_in_parts((28, 1), (280, 4)), hook="order-sign", conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical"
+    assert "The draft order's 2 dosage instructions together give 16.4 g/kg (1148 g) in total" in card["detail"]
+    as_guideline = cards_by_topic(order=_in_parts((28, 1), (28, 4), rate_only=True), hook="order-sign", conditions=[gbs()])
+    assert not {"GBS-1", UNREADABLE, HIGHEST} & set(as_guideline)  # 5 x 28 g; a rate titration is no part of the amount
+
+
 def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(cards_by_topic):
     """28 g every 3 days for 15 days is 140 g: 9.33 g/day rounded to 9.3 would make it 139.5 g (1.99 g/kg)."""
     card = gbs1(cards_by_topic, dosed_ivig_order(28, "g", period=3, boundsDuration=duration(15, "d")), [weight(70)])
