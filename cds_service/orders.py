@@ -8,13 +8,18 @@ names a member, since many EHRs send local codes with text only.
 | role | an order whose medication (or route) is in the set ... |
 |---|---|
 | never-ivig | is not IVIG, whatever else it says (hyperimmune globulins, subcutaneous products); this wins |
-| ivig | is IVIG unless its route is extravascular (products licensed for intravenous use only) |
+| ivig | is IVIG unless a route is given that is not intravenous (products licensed for intravenous use only) |
 | ivig-by-route | is IVIG only when its route is intravenous; with no route, the route decides (dual-route products) |
 | intravenous-route | has an intravenous route |
 | extravascular-route | has a subcutaneous or intramuscular route |
 
 The route is read from the dosage's coded route, its text, and the words of the medication's name ("Immune
-globulin intravenous"). A route both intravenous and extravascular is no route we can rely on: the route decides.
+globulin intravenous"). A subcutaneous or intramuscular route makes the order no IVIG. Any other route the order
+states (oral, intrathecal, inhaled: words, or a code of a system the intravenous routes are coded in) makes no IVIG
+either, but it is no other product: the immunoglobulin is ordered by a route it is not given by, so the route decides
+and one card asks for the route, at both hooks. So do routes that contradict each other (intravenous and
+subcutaneous, or intravenous in one instruction and oral in another). A route written only as a local code without
+words says nothing: the product decides.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
 #: each role an ivig-order-role extension may give, and what it means (the review document shows these words)
 ROLES = {
     "never-ivig": "never IVIG, whatever the route (checked first)",
-    "ivig": "IVIG, unless the route is subcutaneous or intramuscular",
+    "ivig": "IVIG, unless a route is given that is not intravenous (subcutaneous or intramuscular: no IVIG; any other: the route decides)",
     "ivig-by-route": "IVIG only when the route is intravenous; with no route, one card says the route decides and no dose is offered",
     "intravenous-route": "route: intravenous",
     "extravascular-route": "route: subcutaneous or intramuscular",
@@ -55,6 +60,7 @@ class OrderRules:
         self._valuesets: dict[str, set[str]] = {role: set() for role in ROLES}
         self._patterns: dict[str, list[re.Pattern[str]]] = {role: [] for role in ROLES}
         self._example: dict | None = None
+        self._route_systems: set[str] = set()  # the code systems intravenous routes are coded in: a route in them is stated
         for valueset in valuesets:
             extensions = {e.get("url"): e for e in objects(valueset.get("extension"))}
             role = text(extensions.get(ORDER_ROLE, {}).get("valueCode"))
@@ -66,6 +72,9 @@ class OrderRules:
             pattern = text_pattern(valueset)
             if pattern is not None:
                 self._patterns[role].append(pattern)
+            if role == "intravenous-route":
+                contains = objects(obj(valueset.get("expansion")).get("contains"))
+                self._route_systems |= {c["system"] for c in contains if text(c.get("system"))}
             if role == "ivig" and self._example is None and valueset.get("expansion", {}).get("contains"):
                 self._example = dict(valueset["expansion"]["contains"][0])
         if self._example is None:
@@ -103,8 +112,22 @@ class OrderRules:
 
         intravenous, extravascular = route("intravenous-route"), route("extravascular-route")
         if extravascular:
-            return OrderKind.ROUTE_DECIDES if intravenous else OrderKind.OTHER
+            return OrderKind.ROUTE_DECIDES if intravenous or any(self._other_route(r) for r in routes) else OrderKind.OTHER
+        if any(self._other_route(r) for r in routes):
+            return OrderKind.ROUTE_DECIDES
         return OrderKind.IVIG if intravenous or licensed_iv_only else OrderKind.ROUTE_DECIDES
+
+    def _other_route(self, route: Mapping[str, Any]) -> bool:
+        """Does a dosage's route state a route (in words, or coded in a route code system we know) that is neither
+        intravenous nor subcutaneous or intramuscular?"""
+        words = " ".join(_texts(route))
+        stated = bool(words.strip()) or any(c.get("system") in self._route_systems and text(c.get("code"))
+                                            for c in objects(route.get("coding")))
+        if not stated:
+            return False
+        coded = self._terminology.codings_in(route)
+        return not any(bool(coded & self._valuesets[role]) or any(p.search(words) for p in self._patterns[role])
+                       for role in ("intravenous-route", "extravascular-route"))
 
     def is_ivig(self, order: Any) -> bool:
         return self.kind(order) is OrderKind.IVIG

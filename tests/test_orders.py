@@ -102,6 +102,42 @@ def test_a_dual_route_product_without_a_route_gets_one_card_saying_the_route_dec
     assert "suggestions" not in card and "IVIG only if given intravenously" in card["summary"]
 
 
+PRIVIGEN = (NDC, "44206-0436-05")  # licensed for intravenous use only
+
+
+def _two_routes(first: dict, second: dict) -> dict:
+    order = ivig_order(coding=PRIVIGEN, text="Privigen (Immune Globulin Intravenous (Human)) 10%")
+    order["dosageInstruction"] = [{"route": first}, {"route": second}]
+    return order
+
+
+@pytest.mark.parametrize("order", [
+    by_route(ivig_order(coding=PRIVIGEN), system=SNOMED, code="26643006"),                # oral route, coded alone
+    by_route(ivig_order(coding=("urn:local", "X8"), text="Immune globulin intravenous (human) 10%"), text="PO"),
+    by_route(ivig_order(coding=PRIVIGEN), system=SNOMED, code="72607000"),                # intrathecal
+    by_route(ivig_order(coding=(ATC, "J06BA02")), text="Per NG tube"),
+    by_route(ivig_order(coding=GAMUNEX_C), text="Oral"),                                  # dual-route product, oral
+    _two_routes({"text": "Intravenous"}, {"text": "Oral"}),                               # routes that contradict each other
+], ids=["oral-snomed", "po-text", "intrathecal", "ng-tube", "dual-route-oral", "iv-and-oral"])
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_immunoglobulin_by_a_route_it_is_not_given_by_gets_the_route_card(cds, order, hook):
+    """An explicit route that is neither intravenous nor subcutaneous or intramuscular is no IVIG (the name's
+    "Intravenous" does not outweigh it), and no other product either: one warning asks for the route, and no dose is
+    offered, also at signing (before, an oral Privigen order got the GBS regimen and a one-click dose)."""
+    (card,) = cds(hook_request([order], hook=hook, prefetch=DATA))
+    assert card["source"]["topic"]["code"] == ROUTE_DECIDES and card["indicator"] == "warning" and "suggestions" not in card
+
+
+@pytest.mark.parametrize("route", [
+    {"text": "IVPB"}, {"text": "INTRAVEN"}, {"text": "PICC line"}, {"text": "Peripheral IV"},
+    {"coding": [{"system": "urn:oid:1.2.840.114350.1.13.0.1.7.4.698288.330", "code": "11"}]},  # a local code, no words
+], ids=["ivpb", "intraven", "picc", "peripheral-iv", "local-code-only"])
+def test_an_intravenous_route_as_ehrs_write_it_or_a_route_without_words_leaves_ivig_ivig(cds, route):
+    order = ivig_order(coding=PRIVIGEN)
+    order["dosageInstruction"] = [{"route": route}]
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cds(hook_request([order], prefetch=DATA))}
+
+
 def test_the_route_decides_without_patient_data(cds):
     """No prefetch and no fhirServer: the route card needs no record, so no 412."""
     (card,) = cds(hook_request([ivig_order(coding=GAMUNEX_C)]))
