@@ -1,13 +1,14 @@
 """A draft order's dose and schedule, read as EHRs write them, and never read further than they say.
 
 A 10-fold error is caught only when the dose is read, so the common ways of writing one are read: a dose in g, mg or
-kg, per kg (g/kg, mg/kg) or per kg per day (g/kg/d, mg/kg/d); a frequency per period of minutes, hours, days or weeks;
-a course length as a duration (a UCUM code, or when there is none the unit words d, day, days, wk, week, weeks), a
-count of doses, or start and end dates (with or without times). A unit code counts only in UCUM's system; beside an
-EHR's own code ("GM"), the unit word says the unit. Every dosage instruction that states a dose is a part of the
-course, and a dose written both in g and per kg is read by the larger. What is ambiguous is not guessed: a dose in mL (the
-grams a mL holds depend on the product), a range, an amount that is not positive, a schedule that gives no whole
-number of doses a day. The draft then says in words what could not be read, so a card can tell the pharmacist.
+kg, per kg (g/kg, mg/kg) or per kg per day (g/kg/d, mg/kg/d); a frequency per period of minutes, hours, days or weeks
+(without them, the times of day listed, or the timing's abbreviation: BID, Q12H); a course length as a duration (a
+UCUM code, or when there is none the unit words d, day, days, wk, week, weeks), a count of doses, or start and end
+dates (with or without times). A unit code counts only in UCUM's system; beside an EHR's own code ("GM"), the unit
+word says the unit. Every dosage instruction that states a dose is a part of the course, and a dose written both in g
+and per kg is read by the larger. What is ambiguous is not guessed: a dose in mL (the grams a mL holds depend on the
+product), a range, an amount that is not positive, a schedule that gives no whole number of doses a day or is a code
+the service does not read. The draft then says in words what could not be read, so a card can tell the pharmacist.
 
 Maintenance: a draft that repeats its dose at intervals of MAINTENANCE_INTERVAL_DAYS or more is a maintenance schedule
 (the guideline's typical maintenance regimens are 1 g/kg every 2–4 weeks or 2 g/kg every 4–8 weeks). Its course, the
@@ -17,6 +18,7 @@ often it repeats is stated, but the treatments of months are never added up into
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -111,8 +113,9 @@ def draft_dosages(order: dict[str, Any]) -> tuple[DraftDosage, ...]:
 
 def _dosage(instruction: dict[str, Any]) -> DraftDosage:
     """Daily dose and number of days of one dosage instruction."""
-    repeat = obj(obj(instruction.get("timing")).get("repeat"))
-    schedule = _schedule(repeat)
+    timing = obj(instruction.get("timing"))
+    repeat = obj(timing.get("repeat"))
+    schedule = _schedule(repeat, obj(timing.get("code")))
     doses, reasons = _doses(instruction)
     if schedule.reason:
         reasons.append(schedule.reason)
@@ -195,15 +198,27 @@ def _unit_reason(written: str, unit: str) -> str:
     return f"the dose is in {unit} ({written}), not in g, mg or g/kg"
 
 
-def _schedule(repeat: dict) -> _Schedule:
-    """Doses a day from frequency per period; absent both, one dose a day. Periods under a day are read only when they
-    give a whole number of doses a day or a whole number of days between doses (every 12 h, every 48 h; not every 5 h)."""
+def _schedule(repeat: dict, code: dict) -> _Schedule:
+    """Doses a day from frequency per period. Absent both, the times of day the repeat lists (timeOfDay, when: two are
+    twice a day), else the timing's code (BID is twice a day: an abbreviation of HL7's timing-abbreviation ValueSet),
+    else one dose a day; a code the service does not read makes the schedule unreadable rather than once a day.
+    Periods under a day are read only when they give a whole number of doses a day or a whole number of days between
+    doses (every 12 h, every 48 h; not every 5 h)."""
     if "frequencyMax" in repeat or "periodMax" in repeat:
         return _Schedule(None, None, "the schedule is a range (frequencyMax or periodMax)")
     frequency = number(repeat.get("frequency", 1))
     if "period" not in repeat and "periodUnit" not in repeat:
         period: Decimal | None = Decimal(1)
         unit: str | None = "d"
+        times = len(set(_strings(repeat.get("timeOfDay"))) | set(_strings(repeat.get("when"))))
+        if "frequency" not in repeat and times > 1:
+            frequency = Decimal(times)
+        elif "frequency" not in repeat and code:
+            abbreviation = _abbreviation(code)
+            if abbreviation is None:
+                written = text(code.get("text")) or " ".join(str(c.get("code")) for c in objects(code.get("coding")))
+                return _Schedule(None, None, f"the schedule is a code ({written}) without a frequency and period the service reads")
+            frequency, period, unit = abbreviation
     else:
         period, unit = number(repeat.get("period")), text(repeat.get("periodUnit"))
     if frequency is None or frequency <= 0 or frequency != frequency.to_integral_value():
@@ -217,6 +232,30 @@ def _schedule(repeat: dict) -> _Schedule:
     if (period_days < 1 and per_day.denominator != 1) or (period_days > 1 and unit in ("s", "min", "h") and interval.denominator != 1):
         return _Schedule(None, None, f"{_shown(frequency)} dose(s) every {_shown(period)} {unit} is no whole number of doses a day")
     return _Schedule(per_day, interval)
+
+
+#: HL7 timing-abbreviation codes (v3 GTSAbbreviation) as frequency, period and period unit; Q<n>H and Q<n>D by pattern
+_ABBREVIATIONS = {"QD": (1, 1, "d"), "AM": (1, 1, "d"), "PM": (1, 1, "d"), "BID": (2, 1, "d"), "TID": (3, 1, "d"),
+                  "QID": (4, 1, "d"), "QOD": (1, 2, "d"),
+                  # the same in the words EHRs put in the code's text
+                  "DAILY": (1, 1, "d"), "ONCE DAILY": (1, 1, "d"), "TWICE DAILY": (2, 1, "d"), "THREE TIMES DAILY": (3, 1, "d")}
+_EVERY_N = re.compile(r"Q(\d{1,3})([HD])")
+
+
+def _abbreviation(code: dict) -> tuple[Decimal, Decimal, str] | None:
+    """Frequency, period and unit of a timing code: a coding's code, or its text when that is an abbreviation ("BID")."""
+    for written in [*(text(c.get("code")) for c in objects(code.get("coding"))), text(code.get("text"))]:
+        abbreviation = (written or "").strip().upper()
+        if abbreviation in _ABBREVIATIONS:
+            frequency, period, unit = _ABBREVIATIONS[abbreviation]
+            return Decimal(frequency), Decimal(period), unit
+        if every := _EVERY_N.fullmatch(abbreviation):
+            return Decimal(1), Decimal(every.group(1)), every.group(2).lower()
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _course_days(repeat: dict, schedule: _Schedule, reasons: list[str]) -> int | None:

@@ -293,6 +293,34 @@ def test_every_dosage_instruction_of_an_order_is_part_of_its_course(cards_by_top
     assert not {"GBS-1", UNREADABLE, HIGHEST} & set(as_guideline)  # 5 x 28 g; a rate titration is no part of the amount
 
 
+GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+
+
+def _timed(timing: dict) -> dict:
+    """28 g a dose for 5 days, how often written only in `timing` (no frequency or period)."""
+    order = dosed_ivig_order(28, "g")
+    order["dosageInstruction"][0]["timing"] = {**timing, "repeat": {**timing.get("repeat", {}), **FIVE_DAYS}}
+    return order
+
+
+@pytest.mark.parametrize("timing", [
+    {"code": {"coding": [{"system": GTS, "code": "BID"}]}}, {"code": {"text": "Q12H"}}, {"code": {"text": "twice daily"}},
+    {"repeat": {"timeOfDay": ["08:00:00", "20:00:00"]}}, {"repeat": {"when": ["MORN", "EVE"]}},
+], ids=["BID-code", "Q12H-text", "twice-daily-words", "two-times-of-day", "morning-and-evening"])
+def test_a_schedule_given_by_its_code_or_its_times_of_day_is_read(cards_by_topic, timing):
+    """Twice a day written without frequency and period is twice a day (it was read as once a day: 28 g twice a day
+    for 5 days, 4 g/kg, got no card at signing)."""
+    card = cards_by_topic(order=_timed(timing), hook="order-sign", conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical" and "0.8 g/kg/day (56 g/day) for 5 days" in card["detail"]
+
+
+def test_a_schedule_code_the_service_does_not_read_is_unreadable_not_once_a_day(cards_by_topic):
+    cards = cards_by_topic(order=_timed({"code": {"text": "with dialysis"}}), hook="order-sign", conditions=[gbs()])
+    assert "the schedule is a code (with dialysis) without a frequency and period the service reads" in cards[UNREADABLE]["detail"]
+    once = cards_by_topic(order=_timed({"code": {"coding": [{"system": GTS, "code": "QD"}]}}), hook="order-sign", conditions=[gbs()])
+    assert not {"GBS-1", UNREADABLE} & set(once)
+
+
 def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(cards_by_topic):
     """28 g every 3 days for 15 days is 140 g: 9.33 g/day rounded to 9.3 would make it 139.5 g (1.99 g/kg)."""
     card = gbs1(cards_by_topic, dosed_ivig_order(28, "g", period=3, boundsDuration=duration(15, "d")), [weight(70)])
