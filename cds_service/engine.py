@@ -97,8 +97,10 @@ def prepare(
     `kinds`: the selected orders' kinds, when the caller has them already (one per order, in order).
 
     Two IVIG drafts signed together are one patient's course, so they are checked by their sum and offered one
-    regimen, never one each. A recorded weight outside the plausible range is no weight: every fact and card then
-    reads as if none were on record, with the reason."""
+    regimen, never one each; at order-select, the session's other IVIG drafts (context, per the hook) are part of the
+    selected order's course too: a course split over two drafts is not "50 % below" when one of them is selected.
+    A recorded weight outside the plausible range is no weight: every fact and card then reads as if none were on
+    record, with the reason."""
     age = facts.age_years(today)
     index = ConceptIndex(knowledge.terminology)
     weight, weight_note = latest_dosing_weight(
@@ -109,6 +111,9 @@ def prepare(
     rules = knowledge.order_rules
     pairs = list(zip(selected_orders, kinds if kinds is not None else [rules.kind(o) for o in selected_orders], strict=True))
     ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.IVIG)
+    if ivig_orders and hook == "order-select":  # the session's other IVIG drafts are the same course: context, counted
+        selected = {id(o) for o in selected_orders}
+        ivig_orders += tuple(o for o in draft_orders if id(o) not in selected and rules.kind(o) is OrderKind.IVIG)
     route_undetermined = not ivig_orders
     if route_undetermined:
         ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)

@@ -387,6 +387,20 @@ def test_a_course_split_over_two_drafts_that_adds_up_to_the_regimen_is_not_wrong
     assert "GBS-1" not in cards and HIGHEST not in cards
 
 
+def test_selecting_one_draft_of_a_split_course_counts_the_other_drafts(cards_by_topic):
+    """order-select: the session's other IVIG drafts are context, and the same course. Selecting one of two 14 g drafts
+    is not "50 % below" (whose one-click regimen would have made the two drafts a 1.5-fold course); selecting a second
+    full course beside the first is the double course it is, and the regimen offered replaces both."""
+    first, second = two_drafts(14, 5)
+    card = cards_by_topic(order=first, others=[second], conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "info" and "The 2 IVIG draft orders together give 2 g/kg (140 g) in total" in card["detail"]
+    first, second = two_drafts(28, 5)
+    card = cards_by_topic(order=second, others=[first], conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical"
+    (action, removal) = card["suggestions"][0]["actions"]
+    assert action["resource"]["id"] == "ivig-2" and removal["resourceId"] == ["MedicationRequest/ivig-1"]
+
+
 def test_two_drafts_without_ids_get_no_suggestion_that_would_add_a_course(cards_by_topic):
     first, second = two_drafts(28, 5)
     del first["id"], second["id"]
