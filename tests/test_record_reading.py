@@ -107,6 +107,20 @@ def test_the_plausible_weight_rule_holds_in_grams(cards_by_topic):
     assert "70 g" in card["detail"] and "plausible range" in card["detail"]
 
 
+@pytest.mark.parametrize("quantity, said", [
+    ({"value": 154, "unit": "lb", "system": "http://unitsofmeasure.org", "code": "kg"}, "(kg, written as lb)"),
+    ({"value": 150, "comparator": ">", "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+     "is a bound (&gt; 150 kg), not a measured value"),
+], ids=["code-kg-word-lb", "above-the-scale"])
+def test_a_weight_whose_unit_contradicts_itself_or_that_is_a_bound_sets_no_dose(cards_by_topic, quantity, said):
+    """154 coded kg but written lb is 70 kg or 154 kg: a 2.2-fold dose either way, so neither is taken (the code
+    was, silently). "> 150 kg" is a scale's limit, not a weight: dosing by it underdoses by an unknown amount."""
+    recorded = weight(70, when=days_ago(0))
+    recorded["valueQuantity"] = quantity
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[recorded, weight(70, when=days_ago(9))])
+    assert said in cards["SAFE-weight"]["detail"] and suggested_courses(cards["GBS-1"]) == []
+
+
 def test_a_weight_written_as_text_is_not_read_as_a_number(cards_by_topic):
     recorded = weight(70)
     recorded["valueQuantity"]["value"] = "70"  # FHIR JSON writes numbers as numbers; the record is not read
