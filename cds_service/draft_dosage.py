@@ -172,6 +172,8 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
             reasons.append(_unit_reason(written, (code or word or "").lower()))
         elif value <= 0:
             reasons.append(f"the dose ({written}) is not a positive amount")
+        elif code and word and (said := _dose(value, None, word)) is not None and said != dose:
+            reasons.append(f"the dose's unit code ({code}) and its unit as written ({word}) disagree")  # 28 coded g, written mg
         else:
             doses.append(dose)
     return doses, reasons

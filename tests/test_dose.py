@@ -336,7 +336,8 @@ def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(car
     (dosed_ivig_order(28, "g", frequencyMax=2, **FIVE_DAYS), "the schedule is a range"),
     (dosed_ivig_order(0.4, "g/kg/d", period=2, **FIVE_DAYS), "a dose per day on a schedule of one dose every 2 days is ambiguous"),
     (dosed_ivig_order(2, "{vial}", **FIVE_DAYS), "the dose is in {vial} (2 {vial}), not in g, mg or g/kg"),
-], ids=["mL", "10x-mL", "every-5-h", "every-36-h", "frequency-range", "per-day-every-2-days", "vials"])
+    (dosed_ivig_order(28000, "mg", code="g", **FIVE_DAYS), "the dose's unit code (g) and its unit as written (mg) disagree"),
+], ids=["mL", "10x-mL", "every-5-h", "every-36-h", "frequency-range", "per-day-every-2-days", "vials", "code-g-written-mg"])
 def test_a_dose_that_cannot_be_read_unambiguously_says_what_could_not_be_read(cds, order, reason):
     """Never a guess: a dose in mL holds as many grams as the product's concentration says, and the service does not
     assume one. The card says what could not be read, so the pharmacist sees it."""
