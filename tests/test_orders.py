@@ -285,6 +285,16 @@ def test_an_extravascular_normal_immunoglobulin_named_in_words_alone_gets_no_car
     assert cds(hook_request([medication_request("", status="draft", id="im", text=words)], prefetch=DATA)) == []
 
 
+@pytest.mark.parametrize("words", ["Intratect 100 g/l solution for infusion", "Ig Vena 50 g/l", "Nanogam 50 mg/ml",
+                                   "Sandoglobulin 6 g", "IQYMUNE 10g/100ml"])
+def test_a_european_intravenous_brand_named_in_words_alone_is_ivig(cds, words):
+    """EHRs outside the US send no NDC or RxNorm code: the brand's name is all there is (these got no card)."""
+    order = medication_request("", status="draft", id="eu", text=words)
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cds(hook_request([order], prefetch=DATA))}
+    (card,) = cds(hook_request([medication_request("", status="draft", id="eu", text="Kiovig 100 mg/ml")], prefetch=DATA))
+    assert card["source"]["topic"]["code"] == ROUTE_DECIDES  # Gammagard Liquid's European name: either route
+
+
 def test_an_administration_coded_by_hcpcs_is_an_earlier_ivig_course(cards_by_topic):
     """Administrations are often billed, and coded, by HCPCS: a Privigen infusion 20 days into this episode counts."""
     given = administration("J1459", HCPCS, when=days_ago(20))
