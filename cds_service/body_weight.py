@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from .fhirjson import number, obj, recorded_at, text
+from .inputs import RESULT_STATUSES
 from .readable import unreadable
 from .regimen import POUND_IN_KG, UCUM, DosingWeight, fmt
 
@@ -27,9 +28,17 @@ _WORDS = {
 
 
 def latest_dosing_weight(observations: Iterable[dict], is_body_weight: Callable[[dict], bool]) -> tuple[DosingWeight | None, str | None]:
-    """The latest body weight (observations newest first, results only), or why there is none we can dose by."""
-    weights = [o for o in observations if is_body_weight(o)]
+    """The latest body weight that is a result (final, amended, corrected; observations newest first), or why there
+    is none we can dose by: a weight on record that is only preliminary is named, not called missing."""
+    recorded = [o for o in observations if is_body_weight(o)]
+    weights = [o for o in recorded if text(o.get("status")) in RESULT_STATUSES]
     if not weights:
+        if recorded:
+            newest = recorded[0]
+            value = obj(newest.get("valueQuantity"))
+            shown = f"{value.get('value')!s} {text(value.get('code')) or text(value.get('unit')) or ''}".strip()
+            return None, (f"The latest body weight on record ({recorded_at(newest) or 'undated'}, {shown}) is "
+                          f"{text(newest.get('status')) or 'of no status'}, not a final result: confirm it in the chart.")
         return None, "No body weight is on record."
     latest = weights[0]
     when = recorded_at(latest) or "undated"

@@ -49,7 +49,9 @@ _ENCOUNTER_DIAGNOSIS = "encounter-diagnosis"
 _ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")
 #: the instant of an undated record: it sorts after every dated one
 _UNDATED = datetime.min.replace(tzinfo=UTC)
-_RESULT_STATUSES = {"final", "amended", "corrected"}
+#: Observation statuses of what was never a measurement of this patient: not on record at all
+_NOT_RECORDED = ("entered-in-error", "cancelled")
+RESULT_STATUSES = {"final", "amended", "corrected"}  # an Observation that is a result to act on
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class PatientFacts:
     condition_history: list[dict] = field(default_factory=list)
     #: current diagnoses recorded as unconfirmed, provisional or differential: not diagnoses yet, but not "nothing" either
     unconfirmed_conditions: list[dict] = field(default_factory=list)
-    #: the body-weight requirement's results, newest first; engine.prepare picks the dosing weight from them, since
-    #: which codes are body weights is the knowledge's to say
+    #: the body-weight requirement's records, newest first, final or not (preliminary: body_weight says why it is not
+    #: used); engine.prepare picks the dosing weight from them, since which codes are body weights is the knowledge's
     weight_records: list[dict] = field(default_factory=list)
     weight: DosingWeight | None = None
     weight_note: str | None = "No body weight is on record."  # why there is no usable weight
@@ -113,7 +115,7 @@ def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> Pa
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
     weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT), patient_id)
-                           if r["resourceType"] == "Observation" and _is_result(r))
+                           if r["resourceType"] == "Observation" and r.get("status") not in _NOT_RECORDED)
     patients = by_type.get("Patient", [])
     return PatientFacts(
         patient=patients[0] if patients else None,
@@ -255,7 +257,7 @@ def _is_current(condition: dict) -> bool:
 
 
 def _is_result(observation: dict) -> bool:
-    return text(observation.get("status")) in _RESULT_STATUSES
+    return text(observation.get("status")) in RESULT_STATUSES
 
 
 def _date(value: Any) -> date | None:

@@ -121,6 +121,22 @@ def test_a_weight_whose_unit_contradicts_itself_or_that_is_a_bound_sets_no_dose(
     assert said in cards["SAFE-weight"]["detail"] and suggested_courses(cards["GBS-1"]) == []
 
 
+def _status(resource: dict, status: str) -> dict:
+    resource["status"] = status
+    return resource
+
+
+def test_only_a_final_weight_sets_the_dose_and_a_preliminary_one_is_named_not_called_missing(cards_by_topic):
+    """A preliminary weight is not a result to dose by, but it is on record: "no body weight is on record" was false."""
+    alone = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[_status(weight(70, when=days_ago(0)), "preliminary")])
+    assert "is preliminary, not a final result: confirm it in the chart" in alone["SAFE-weight"]["detail"]
+    assert "No body weight is on record" not in alone["SAFE-weight"]["detail"]
+    for status, newest in (("preliminary", 100), ("entered-in-error", 7), ("cancelled", 7)):
+        cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))],
+                               weights=[_status(weight(newest, when=days_ago(0)), status), weight(70, when=days_ago(5))])
+        assert suggested_courses(cards["GBS-1"]) == [(28, 5)], status
+
+
 def test_a_weight_written_as_text_is_not_read_as_a_number(cards_by_topic):
     recorded = weight(70)
     recorded["valueQuantity"]["value"] = "70"  # FHIR JSON writes numbers as numbers; the record is not read
