@@ -375,10 +375,13 @@ def _departure(total: Decimal, per_kg: Decimal | None, days: int | None, regimen
 
 
 def magnitude(ratio: Decimal) -> str:
-    """A ratio as a clinician says it: "about 10 times", "about 2.5 times", "20 % above", "40 % below"."""
+    """A ratio as a clinician says it: "about 10 times", "about 2.5 times", "20 % above", "40 % below", and a 10-fold
+    error the other way "about 1/10 of" (not "90 % below", nor "100 % below" for a 1000-fold one)."""
     if ratio >= Decimal("1.5"):
         shown = f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}".removesuffix(".0")
         return f"about {shown} times"
+    if 0 < ratio < Decimal("0.2"):
+        return f"about 1/{1 / ratio:.0f} of"
     percent = abs(ratio - 1) * 100
     return f"{percent:.0f} % {'above' if ratio > 1 else 'below'}"
 

@@ -79,6 +79,9 @@ def test_a_draft_that_follows_the_regimen_gets_no_suggestion(cards_by_topic, ord
      "1 g/kg/day (70 g/day) for 2 days, 2 g/kg (140 g) in total", "warning"),
     (ivig_order(daily_g=14, days=5), "50 % below the guideline's course total",
      "0.2 g/kg/day (14 g/day) for 5 days, 1 g/kg (70 g) in total", "warning"),
+    # a 10-fold error downwards, said as one (it was "90 % below"; a 1000-fold one was "100 % below")
+    (ivig_order(daily_g=2.8, days=5), "about 1/10 of the guideline's course total",
+     "0.04 g/kg/day (2.8 g/day) for 5 days, 0.2 g/kg (14 g) in total", "warning"),
 ])
 def test_a_departure_says_which_way_and_how_far_and_offers_the_regimen(cards_by_topic, order, how_far, said, indicator):
     card = gbs1(cards_by_topic, order, [weight(70)])
