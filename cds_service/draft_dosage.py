@@ -157,6 +157,9 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
         if "doseQuantity" not in dose_and_rate:
             if "doseRange" in dose_and_rate:
                 reasons.append("the dose is a range, not one amount")
+            elif rate := _rate(dose_and_rate):
+                reasons.append(f"the order states an infusion rate ({rate}), not a dose: what it gives depends on how long "
+                               "it runs")
             continue
         quantity = obj(dose_and_rate.get("doseQuantity"))
         value = number(quantity.get("value"))
@@ -176,7 +179,22 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
             reasons.append(f"the dose's unit code ({code}) and its unit as written ({word}) disagree")  # 28 coded g, written mg
         else:
             doses.append(dose)
+    if not doses and not reasons and "maxDosePerPeriod" in instruction:
+        reasons.append("the order states only a maximum dose per period (maxDosePerPeriod), not a dose")
     return doses, reasons
+
+
+def _rate(dose_and_rate: dict) -> str | None:
+    """An infusion rate as written ("100 mL/h"), from rateQuantity or rateRatio; None when there is none."""
+    quantity = obj(dose_and_rate.get("rateQuantity"))
+    if quantity:
+        return f"{quantity.get('value')!s} {text(quantity.get('code')) or text(quantity.get('unit')) or ''}".strip()
+    ratio = obj(dose_and_rate.get("rateRatio"))
+    if ratio:
+        numerator, denominator = obj(ratio.get("numerator")), obj(ratio.get("denominator"))
+        return (f"{numerator.get('value')!s} {text(numerator.get('unit')) or text(numerator.get('code')) or ''} per "
+                f"{denominator.get('value')!s} {text(denominator.get('unit')) or text(denominator.get('code')) or ''}").strip()
+    return None
 
 
 def _dose(value: Decimal | None, code: str | None, word: str | None) -> _Dose | None:

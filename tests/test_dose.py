@@ -331,6 +331,13 @@ def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(car
     assert card["summary"].startswith("IVIG draft: 67 % below the guideline's daily dose, 10 days longer")
 
 
+def _rate_only() -> dict:
+    """An infusion written as its rate alone (the card said "dose or length not stated" and listed nothing)."""
+    order = dosed_ivig_order(28, "g", **FIVE_DAYS)
+    order["dosageInstruction"][0]["doseAndRate"] = [{"rateQuantity": {"value": 100, "unit": "mL/h", "system": UCUM, "code": "mL/h"}}]
+    return order
+
+
 @pytest.mark.parametrize("order, reason", [
     (dosed_ivig_order(280, "mL", **FIVE_DAYS), "the dose is a volume, 280 mL, and the grams it holds depend on the product's"),
     (dosed_ivig_order(2800, "mL", **FIVE_DAYS), "the dose is a volume, 2800 mL"),
@@ -340,7 +347,9 @@ def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(car
     (dosed_ivig_order(0.4, "g/kg/d", period=2, **FIVE_DAYS), "a dose per day on a schedule of one dose every 2 days is ambiguous"),
     (dosed_ivig_order(2, "{vial}", **FIVE_DAYS), "the dose is in {vial} (2 {vial}), not in g, mg or g/kg"),
     (dosed_ivig_order(28000, "mg", code="g", **FIVE_DAYS), "the dose's unit code (g) and its unit as written (mg) disagree"),
-], ids=["mL", "10x-mL", "every-5-h", "every-36-h", "frequency-range", "per-day-every-2-days", "vials", "code-g-written-mg"])
+    (_rate_only(), "the order states an infusion rate (100 mL/h), not a dose: what it gives depends on how long it runs"),
+], ids=["mL", "10x-mL", "every-5-h", "every-36-h", "frequency-range", "per-day-every-2-days", "vials", "code-g-written-mg",
+        "rate-only"])
 def test_a_dose_that_cannot_be_read_unambiguously_says_what_could_not_be_read(cds, order, reason):
     """Never a guess: a dose in mL holds as many grams as the product's concentration says, and the service does not
     assume one. The card says what could not be read, so the pharmacist sees it."""
