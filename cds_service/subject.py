@@ -15,23 +15,24 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .fhirjson import obj, text
-
 #: a literal reference to a Patient, relative or absolute, with or without a version: the id is group 1
 _PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 def about_another_patient(resource: Mapping[str, Any], patient_id: str | None) -> bool:
     """Is this resource (a Patient, or a record with a `subject` or `patient`) about a patient other than `patient_id`?
-    False when `patient_id` is None (no context patient to compare with) or when the reference cannot tell."""
+    False when `patient_id` is None (no context patient to compare with) or when the reference cannot tell. Called
+    for every record of a call, so the usual case (a reference "Patient/<patient_id>" or none) costs two lookups."""
     if patient_id is None:
         return False
     if resource.get("resourceType") == "Patient":
-        own = text(resource.get("id"))
-        return own is not None and own != patient_id
+        return isinstance(own := resource.get("id"), str) and own != patient_id
     for element in ("subject", "patient"):
-        reference = text(obj(resource.get(element)).get("reference"))
-        match = _PATIENT_REFERENCE.search(reference) if reference else None
+        reference = resource.get(element)
+        reference = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(reference, str) or reference == "Patient/" + patient_id:
+            continue
+        match = _PATIENT_REFERENCE.search(reference)
         if match is not None and match.group(1) != patient_id:
             return True
     return False
