@@ -13,9 +13,11 @@ from tests.fhir_data import (
     days_ago,
     earlier_ivig_course,
     gbs,
+    hook_request,
     ivig_order,
     observation,
     patient,
+    prefetch,
     procedure,
     suggested_courses,
     weight,
@@ -60,6 +62,15 @@ def test_another_patients_records_are_no_facts_about_this_one(cards_by_topic):
     assert not {"CIDP-severity", "SAFE-2-renal", "SAFE-recent-course", "GBS-5"} & set(cards)
     same = cards_by_topic(**{**others, "medications": [_of(earlier_ivig_course(days_before=2), "Patient/pat-1")]})
     assert "SAFE-recent-course" in same  # this patient's own course, referenced the same way, still counts
+
+
+def test_a_draft_order_for_another_patient_gets_no_cards(cds):
+    """The context's patient is whose record is read: an order whose subject is someone else is not advised on with it."""
+    order = _of(ivig_order(daily_g=280, days=5))
+    body = hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
+    assert cds(body) == []
+    order["subject"] = {"reference": "Patient/pat-1"}
+    assert cds(body)  # the same order for this patient: the 10-fold course is seen
 
 
 # --- which Observation is the dosing weight -------------------------------------------------------------------
