@@ -43,6 +43,9 @@ ROLES = {
     "extravascular-route": "route: subcutaneous or intramuscular",
 }
 _MEDICATION_RECORDS = ("MedicationRequest", "MedicationAdministration")
+#: words of a route that name no route ("Infusion", "Injection", "Parenteral"): a route in these words alone is no
+#: route other than intravenous, so the product decides (an intravenous-only product "by infusion" stays IVIG)
+_NEUTRAL_ROUTE_WORDS = re.compile(r"\b(?:infusion|injection|inj|parenteral|route|use|administration|of)\b", re.IGNORECASE)
 
 
 class OrderKind(Enum):
@@ -121,8 +124,8 @@ class OrderRules:
         """Does a dosage's route state a route (in words, or coded in a route code system we know) that is neither
         intravenous nor subcutaneous or intramuscular?"""
         words = " ".join(_texts(route))
-        stated = bool(words.strip()) or any(c.get("system") in self._route_systems and text(c.get("code"))
-                                            for c in objects(route.get("coding")))
+        named = _NEUTRAL_ROUTE_WORDS.sub("", words).strip(" .,;:-/()")
+        stated = bool(named) or any(c.get("system") in self._route_systems and text(c.get("code")) for c in objects(route.get("coding")))
         if not stated:
             return False
         coded = self._terminology.codings_in(route)

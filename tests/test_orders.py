@@ -129,9 +129,9 @@ def test_immunoglobulin_by_a_route_it_is_not_given_by_gets_the_route_card(cds, o
 
 
 @pytest.mark.parametrize("route", [
-    {"text": "IVPB"}, {"text": "INTRAVEN"}, {"text": "PICC line"}, {"text": "Peripheral IV"},
+    {"text": "IVPB"}, {"text": "INTRAVEN"}, {"text": "PICC line"}, {"text": "Peripheral IV"}, {"text": "Infusion"},
     {"coding": [{"system": "urn:oid:1.2.840.114350.1.13.0.1.7.4.698288.330", "code": "11"}]},  # a local code, no words
-], ids=["ivpb", "intraven", "picc", "peripheral-iv", "local-code-only"])
+], ids=["ivpb", "intraven", "picc", "peripheral-iv", "infusion-names-no-route", "local-code-only"])
 def test_an_intravenous_route_as_ehrs_write_it_or_a_route_without_words_leaves_ivig_ivig(cds, route):
     order = ivig_order(coding=PRIVIGEN)
     order["dosageInstruction"] = [{"route": route}]
