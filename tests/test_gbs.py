@@ -202,3 +202,16 @@ def test_an_onset_period_starts_the_episode(cards_by_topic):
 def test_an_earlier_course_given_as_administrations_counts(cards_by_topic):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], administrations=[administration(when=days_ago(20))])
     assert "GBS-6" in cards and "GBS-1" not in cards
+
+
+def test_a_gbs_written_only_in_words_is_not_read_and_the_card_says_so(cards_by_topic):
+    """A diagnosis with Condition.code.text and no coding: words on a problem list ('?GBS', 'hx of GBS', 'GBS ruled
+    out') carry no status the service could trust, so they are not read as a diagnosis. The stewardship card must not
+    list it as if it had been weighed: its line says it is in words only and not read, and the card asks for a code."""
+    uncoded = gbs(onset=days_ago(4))
+    uncoded["code"] = {"text": "Guillain-Barré syndrome"}
+    cards = gbs_cards(cards_by_topic, conditions=[uncoded])
+    assert not [code for code in cards if code.startswith("GBS")]
+    detail = cards["SAFE-stewardship"]["detail"]
+    assert "Diagnosis: Guillain-Barré syndrome (active, since" in detail
+    assert "in words only, with no code: not read)" in detail and "add its code" in detail
