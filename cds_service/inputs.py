@@ -41,7 +41,10 @@ MAX_AGE_YEARS = 125
 
 _UNCONFIRMED = {"unconfirmed", "provisional", "differential"}
 _NOT_A_DIAGNOSIS = {"refuted", "entered-in-error"} | _UNCONFIRMED
-_ACTIVE = {"active", "recurrence", "relapse"}
+#: clinical statuses of a diagnosis the patient has now. "remission" is one: FHIR R4 defines it as no symptoms now with a
+#: risk of their return, which is what a CIDP, MMN or MG kept in remission by maintenance IVIG is; the guideline's
+#: maintenance advice is for exactly those patients (inactive and resolved are not)
+_ACTIVE = {"active", "recurrence", "relapse", "remission"}
 #: Condition categories (or none) under which FHIR R4 lets a diagnosis go without a clinicalStatus (con-3 requires one
 #: on the problem list only): an encounter's diagnosis is current for that encounter unless it says it has abated
 _ENCOUNTER_DIAGNOSIS = "encounter-diagnosis"
@@ -239,7 +242,7 @@ def _verification(condition: dict) -> str | None:
 
 
 def _is_current(condition: dict) -> bool:
-    """Clinically current: active, recurrence or relapse; or, with no clinicalStatus, an encounter diagnosis (or a
+    """Clinically current: active, recurrence, relapse or remission; or, with no clinicalStatus, an encounter diagnosis (or a
     diagnosis with no category) that does not say it has abated."""
     if condition.get("clinicalStatus") is not None:
         return code_of(condition, "clinicalStatus") in _ACTIVE
