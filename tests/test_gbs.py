@@ -113,7 +113,20 @@ def test_relapse_after_a_course_in_this_episode_gets_retreatment_alternatives(ca
     grams = sorted(daily_g for daily_g, _ in suggested_courses(card))
     assert grams == [28, 70]  # 0.4 g/kg/day x 5 days, 1 g/kg/day x 2 days
     assert card["selectionBehavior"] == "at-most-one"
-    assert "second course may be tried" in cards["GBS-7"]["detail"] and "suggestions" not in cards["GBS-7"]
+
+
+def test_after_a_course_one_card_says_the_response_decides_between_retreatment_and_a_second_try(cards_by_topic):
+    """GBS-6 (improved, then relapsed: re-treat) and GBS-7 (unresponsive: a second course may be tried) both hold
+    whenever an earlier course of this episode is on record, and the record cannot tell which: one card states both
+    and what decides, keeps GBS-6's regimens, and offers them once."""
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], medications=[earlier_ivig_course(20)])
+    card = cards["GBS-6"]
+    assert card is cards["GBS-7"] and card["source"]["topic"]["code"] == "GBS-response"
+    assert card["detail"].startswith("**How the patient responded to the first course decides")
+    assert "should preferentially be re-treated with a second course" in card["detail"]
+    assert "a second course may be tried, but evidence supporting such a strategy is lacking" in card["detail"]
+    assert len(suggested_courses(card)) == 2
+    assert sum(1 for c in {id(c): c for c in cards.values()}.values() if c.get("suggestions")) == 1
 
 
 def test_course_before_this_episode_is_not_an_earlier_course(cards_by_topic):
