@@ -13,6 +13,8 @@ and an empty condition does not apply. We never fill a gap with a guess.
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -79,8 +81,11 @@ class PatientFacts:
 
     def age_years(self, today: date) -> int | None:
         """Whole years at today; None when the birth date is missing, unreadable, in the future or more than
-        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one)."""
-        born = _date((self.patient or {}).get("birthDate"))
+        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one). A birth date FHIR gives only to the year
+        or month ("2016", "2016-05") counts from its last possible day: the youngest the patient can be, so a child
+        is never taken for an adult (an 18-year-old may be taken for 17)."""
+        birth = (self.patient or {}).get("birthDate")
+        born = _date(birth) or _last_possible_day(birth, today)
         if born is None or born > today:
             return None
         age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
@@ -255,6 +260,16 @@ def _is_current(condition: dict) -> bool:
 
 def _is_result(observation: dict) -> bool:
     return text(observation.get("status")) in _RESULT_STATUSES
+
+
+def _last_possible_day(value: Any, today: date) -> date | None:
+    """The last day a FHIR date known only to the year or the month can be (not after today); None otherwise."""
+    match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match[2] or 12) <= 12:
+        return None
+    year, month = int(match[1]), int(match[2] or 12)
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    return min(last, today) if date(year, month, 1) <= today else last
 
 
 def _date(value: Any) -> date | None:

@@ -105,6 +105,20 @@ def test_children_get_the_level_c_first_line_card(cards_by_topic):
     assert "GBS-5" not in gbs_cards(cards_by_topic)  # born 1970
 
 
+@pytest.mark.parametrize("years_ago, precision, child", [
+    (10, 4, True), (10, 7, True), (17, 4, True),  # 17 or 18: taken as the youngest it can be
+    (19, 4, False), (40, 7, False),
+], ids=["year-10", "month-10", "year-17-or-18", "year-19", "month-40"])
+def test_a_birth_date_known_only_to_the_year_or_month_still_tells_a_child(cards_by_topic, years_ago, precision, child):
+    """FHIR lets birthDate be '2016' or '2016-05' (registries, privacy-shifted records). Such a child had no age at
+    all, so no GBS-5 card; the youngest age the date allows decides, and never takes a child for an adult."""
+    born = days_ago(years_ago * 365 + years_ago // 4)[:precision]
+    cards = gbs_cards(cards_by_topic, patient_resource=patient(birth_date=born))
+    assert ("GBS-5" in cards) is child, born
+    assert "SAFE-record-unreadable" not in cards
+    if child:
+        assert f"(born {born})" in cards["GBS-5"]["detail"]
+
 def test_relapse_after_a_course_in_this_episode_gets_retreatment_alternatives(cards_by_topic):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], medications=[earlier_ivig_course(20)])
     assert "GBS-1" not in cards and "GBS-2" not in cards
