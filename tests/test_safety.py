@@ -271,6 +271,26 @@ def test_results_taken_since_the_diagnosis_began_are_current(cards_by_topic):
     assert "SAFE-1-results" not in cards and "within their reference ranges" in cards["GBS-1"]["detail"]
 
 
+@pytest.mark.parametrize("labs_taken, course_began, out_of_date", [
+    (60, 21, True),   # maintenance: the results predate the last course
+    (10, 21, False),  # taken since the last course
+    (1, 0, False),    # a course begun today: yesterday's results are its baseline
+], ids=["before-last-course", "since-last-course", "course-today"])
+def test_results_taken_before_the_last_ivig_course_are_out_of_date(cards_by_topic, labs_taken, course_began, out_of_date):
+    """A CIDP on maintenance IVIG for years, whose only results are from before the last course: they were called
+    reassuring ('within their reference ranges'), though they cannot show what the IVIG already given did to the
+    kidneys or the blood count, which is what the monitoring is for."""
+    labs = [observation(code, value, unit, low=low, high=high, when=days_ago(labs_taken))
+            for code, value, unit, low, high in (("718-7", 13.5, "g/dL", 12, 16), ("1742-6", 24, "U/L", 7, 56))]
+    labs.append(egfr(85, when=days_ago(labs_taken)))
+    cards = cards_by_topic(conditions=[condition("G61.81", onset=days_ago(1800))], labs=labs,
+                           medications=[earlier_ivig_course(course_began)])
+    assert ("SAFE-1-results" in cards) is out_of_date, sorted(cards)
+    if out_of_date:
+        assert "before the last IVIG course on record began, is out of date" in cards["SAFE-1-results"]["detail"]
+        assert not any("within their reference ranges" in c["detail"] for c in cards.values())
+
+
 def test_at_signing_monitoring_is_not_repeated(cds):
     body = hook_request([ivig_order(id="ivig-1", daily_g=28, days=5), ivig_order(id="ivig-2", daily_g=28, days=5)],
                         hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
