@@ -72,6 +72,23 @@ def test_impaired_renal_function_is_a_warning(cards_by_topic, data):
     assert NO_LEVEL in card["detail"] and RENAL_SENTENCE in card["detail"]
 
 
+@pytest.mark.parametrize("renal", [egfr(45, when=days_ago(1)), creatinine(2.1, when=days_ago(1))], ids=["low-egfr", "high-creatinine"])
+def test_an_abnormal_renal_result_is_the_renal_warnings_alone(cards_by_topic, renal):
+    """A low eGFR below its range made two cards: the renal warning and 'a monitoring result is abnormal', on the
+    same number. The renal card states it, and that monitoring is mandatory; another abnormal result still has its
+    card."""
+    normal = [observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(1), display="Hemoglobin"),
+              observation("1742-6", 24, "U/L", low=7, high=56, when=days_ago(1), display="ALT")]
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=[*normal, renal])
+    assert "SAFE-2-renal" in cards and "SAFE-1-results" not in cards, sorted(cards)
+    mandatory = "Monitoring of the full blood count, liver enzymes and renal function during IVIG is mandatory"
+    assert mandatory in cards["SAFE-2-renal"]["detail"]
+    assert not any("within their reference ranges" in c["detail"] for c in cards.values())  # not called reassuring
+    low_hb = observation("718-7", 7.9, "g/dL", low=12, high=16, when=days_ago(0), display="Hemoglobin")
+    both = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=[*normal, low_hb, renal])
+    assert "SAFE-2-renal" in both and "Hemoglobin [718-7]: 7.9 g/dL" in both["SAFE-1-results"]["detail"]
+
+
 def _creatinine(value: float, unit: str, **kwargs) -> dict:
     return observation("14682-9" if unit == "umol/L" else "2160-0", value, unit, display="Creatinine", **kwargs)
 
