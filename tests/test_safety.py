@@ -308,6 +308,22 @@ def test_results_taken_before_the_last_ivig_course_are_out_of_date(cards_by_topi
         assert not any("within their reference ranges" in c["detail"] for c in cards.values())
 
 
+@pytest.mark.parametrize("born, judged", [("2017-08-20", False), ("1970-05-01", True)], ids=["child", "adult"])
+def test_a_creatinine_sent_without_a_range_is_not_called_within_range_unless_an_egfr_judges_it(cards_by_topic, born, judged):
+    """A child's creatinine of 0.9 mg/dL, sent with no reference range or flag, was called 'within their reference
+    ranges', though no range was sent and the service computes no eGFR for children (CKD-EPI is for adults): the
+    monitoring card lists it as unjudged instead. An adult's is judged by the CKD-EPI eGFR computed from it."""
+    labs = [observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(1), display="Hemoglobin"),
+            observation("1742-6", 24, "U/L", low=7, high=56, when=days_ago(1), display="ALT"),
+            observation("2160-0", 0.9, "mg/dL", when=days_ago(1), display="Creatinine")]
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=labs, patient_resource=patient(birth_date=born) | {"gender": "female"})
+    assert ("SAFE-1-results" in cards) is not judged, sorted(cards)
+    assert any("within their reference ranges" in c["detail"] for c in cards.values()) is judged
+    if not judged:
+        assert "Creatinine [2160-0]: 0.9 mg/dL" in cards["SAFE-1-results"]["detail"]
+        assert "cannot be judged here" in cards["SAFE-1-results"]["detail"]
+
+
 def test_at_signing_monitoring_is_not_repeated(cds):
     body = hook_request([ivig_order(id="ivig-1", daily_g=28, days=5), ivig_order(id="ivig-2", daily_g=28, days=5)],
                         hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
