@@ -13,6 +13,8 @@ and an empty condition does not apply. We never fill a gap with a guess.
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -42,7 +44,10 @@ MAX_AGE_YEARS = 125
 
 _UNCONFIRMED = {"unconfirmed", "provisional", "differential"}
 _NOT_A_DIAGNOSIS = {"refuted", "entered-in-error"} | _UNCONFIRMED
-_ACTIVE = {"active", "recurrence", "relapse"}
+#: clinical statuses of a diagnosis the patient has now. "remission" is one: FHIR R4 defines it as no symptoms now with a
+#: risk of their return, which is what a CIDP, MMN or MG kept in remission by maintenance IVIG is; the guideline's
+#: maintenance advice is for exactly those patients (inactive and resolved are not)
+_ACTIVE = {"active", "recurrence", "relapse", "remission"}
 #: Condition categories (or none) under which FHIR R4 lets a diagnosis go without a clinicalStatus (con-3 requires one
 #: on the problem list only): an encounter's diagnosis is current for that encounter unless it says it has abated
 _ENCOUNTER_DIAGNOSIS = "encounter-diagnosis"
@@ -79,8 +84,11 @@ class PatientFacts:
 
     def age_years(self, today: date) -> int | None:
         """Whole years at today; None when the birth date is missing, unreadable, in the future or more than
-        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one)."""
-        born = _date((self.patient or {}).get("birthDate"))
+        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one). A birth date FHIR gives only to the year
+        or month ("2016", "2016-05") counts from its last possible day: the youngest the patient can be, so a child
+        is never taken for an adult (an 18-year-old may be taken for 17)."""
+        birth = (self.patient or {}).get("birthDate")
+        born = _date(birth) or _last_possible_day(birth, today)
         if born is None or born > today:
             return None
         age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
@@ -245,7 +253,7 @@ def _verification(condition: dict) -> str | None:
 
 
 def _is_current(condition: dict) -> bool:
-    """Clinically current: active, recurrence or relapse; or, with no clinicalStatus, an encounter diagnosis (or a
+    """Clinically current: active, recurrence, relapse or remission; or, with no clinicalStatus, an encounter diagnosis (or a
     diagnosis with no category) that does not say it has abated."""
     if condition.get("clinicalStatus") is not None:
         return code_of(condition, "clinicalStatus") in _ACTIVE
@@ -258,6 +266,16 @@ def _is_current(condition: dict) -> bool:
 
 def _is_result(observation: dict) -> bool:
     return text(observation.get("status")) in RESULT_STATUSES
+
+
+def _last_possible_day(value: Any, today: date) -> date | None:
+    """The last day a FHIR date known only to the year or the month can be (not after today); None otherwise."""
+    match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match[2] or 12) <= 12:
+        return None
+    year, month = int(match[1]), int(match[2] or 12)
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    return min(last, today) if date(year, month, 1) <= today else last
 
 
 def _date(value: Any) -> date | None:

@@ -263,7 +263,7 @@ def _patient_facts(finding: Finding) -> list[str]:
     facts += [_describe(r) for r in finding.evidence]
     facts += [f"Coded only as {note}" for note in finding.broader_codes]
     facts += [f"{title}: no result on record" for title in finding.not_on_record]
-    return facts
+    return list(dict.fromkeys(facts))  # a diagnosis listed as on record and as evidence is said once
 
 
 def _describe(resource: dict) -> str:
@@ -281,7 +281,8 @@ def _describe(resource: dict) -> str:
         verification = code_of(resource, "verificationStatus")
         if verification and verification != "confirmed":  # an unconfirmed, provisional or differential diagnosis says so
             clinical += f", {verification}"
-        return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]})" if onset else ")")
+        uncoded = "" if objects(obj(resource.get("code")).get("coding")) else "; in words only, with no code: not read"
+        return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]}" if onset else "") + f"{uncoded})"
     if kind == "MedicationRequest":
         return f"Medication: {_name(element(resource, 'medication'))} ({status or 'status not stated'}, {_when(resource)})"
     if kind == "MedicationAdministration":
