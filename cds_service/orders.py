@@ -55,6 +55,7 @@ class OrderRules:
         self._valuesets: dict[str, set[str]] = {role: set() for role in ROLES}
         self._patterns: dict[str, list[re.Pattern[str]]] = {role: [] for role in ROLES}
         self._example: dict | None = None
+        self._named_memo: dict[str, frozenset[str]] = {}  # a medication's name -> the roles whose text patterns name it
         for valueset in valuesets:
             extensions = {e.get("url"): e for e in objects(valueset.get("extension"))}
             role = text(extensions.get(ORDER_ROLE, {}).get("valueCode"))
@@ -84,10 +85,11 @@ class OrderRules:
         if concept is None:
             return OrderKind.OTHER
         name = " ".join(_texts(concept))
-        coded = self._terminology.codings_in(concept)
+        coded = self._terminology.concept_valuesets(concept)
+        named = self._named_by(name)
 
         def product(role: str) -> bool:
-            return bool(coded & self._valuesets[role]) or any(p.search(name) for p in self._patterns[role])
+            return bool(coded & self._valuesets[role]) or role in named
 
         if product("never-ivig"):
             return OrderKind.OTHER
@@ -105,6 +107,17 @@ class OrderRules:
         if extravascular:
             return OrderKind.ROUTE_DECIDES if intravenous else OrderKind.OTHER
         return OrderKind.IVIG if intravenous or licensed_iv_only else OrderKind.ROUTE_DECIDES
+
+    def _named_by(self, name: str) -> frozenset[str]:
+        """The roles whose text patterns this medication's name matches. Remembered: a record names the same few products
+        again and again (a long one in hundreds of orders), and searching every pattern costs more than all else here."""
+        found = self._named_memo.get(name)
+        if found is None:
+            found = frozenset(role for role, patterns in self._patterns.items() if any(p.search(name) for p in patterns))
+            if len(self._named_memo) > 100_000:  # bounded: EHR data can carry any number of distinct names
+                self._named_memo.clear()
+            self._named_memo[name] = found
+        return found
 
     def is_ivig(self, order: Any) -> bool:
         return self.kind(order) is OrderKind.IVIG
