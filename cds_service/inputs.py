@@ -101,25 +101,35 @@ def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> Pa
 
     Each fact holds the records its status rules admit and the service can read; a record it would admit but cannot
     read (readable.py) is left out of every fact and kept, with the reason, in `unreadable`. A record about another
-    patient than `patient_id` (subject.py) is no fact at all: it is dropped before anything reads it."""
+    patient than `patient_id` (subject.py) is no fact at all: it is dropped before anything reads it. Each record is
+    read once (its status, whether it can be read), however many facts it goes into: a long record is read in one pass."""
     by_type: dict[str, list[dict]] = {}
     for key, value in prefetch.items():
         if key != WEIGHT_REQUIREMENT:
             for resource in _resources(value, patient_id):
                 by_type.setdefault(resource["resourceType"], []).append(resource)
     left_out: dict[int, tuple[dict, str]] = {}
+    faults: dict[int, str | None] = {}  # by identity: every record lives as long as the call
+
+    def fault_of(record: dict) -> str | None:
+        if id(record) not in faults:
+            faults[id(record)] = unreadable(record)
+        return faults[id(record)]
 
     def readable(records: Iterable[dict]) -> list[dict]:
         kept = []
         for record in records:
-            fault = unreadable(record)
+            fault = fault_of(record)
             if fault is None:
                 kept.append(record)
             else:
                 left_out.setdefault(id(record), (record, fault))
         return kept
 
-    conditions = [_dated_or_not(c, left_out) for c in by_type.get("Condition", [])]
+    # each diagnosis as (the record, or its copy without dates, whether that is current, its verification status)
+    conditions = [(c, _is_current(c), _verification(c))
+                  for c in (_dated_or_not(record, fault_of(record), left_out) for record in by_type.get("Condition", []))]
+    diagnoses = [(c, current) for c, current, verification in conditions if verification not in _NOT_A_DIAGNOSIS]
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
     weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT), patient_id)
@@ -127,9 +137,9 @@ def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> Pa
     patients = by_type.get("Patient", [])
     return PatientFacts(
         patient=patients[0] if patients else None,
-        conditions=readable(c for c in conditions if _is_current(c) and _verification(c) not in _NOT_A_DIAGNOSIS),
-        condition_history=readable(c for c in conditions if _verification(c) not in _NOT_A_DIAGNOSIS),
-        unconfirmed_conditions=readable(c for c in conditions if _is_current(c) and _verification(c) in _UNCONFIRMED),
+        conditions=readable(c for c, current in diagnoses if current),
+        condition_history=readable(c for c, _ in diagnoses),
+        unconfirmed_conditions=readable(c for c, current, verification in conditions if current and verification in _UNCONFIRMED),
         weight_records=weights,
         observations=readable(newest_first(filter(_is_result, by_type.get("Observation", [])))),
         medications=readable(m for m in medication_requests if m.get("status") in ("active", "on-hold")),
@@ -143,9 +153,8 @@ def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> Pa
     )
 
 
-def _dated_or_not(condition: dict, left_out: dict[int, tuple[dict, str]]) -> dict:
-    """The Condition, or, when one of its dates cannot be read, a copy without its dates (named in `left_out`)."""
-    fault = unreadable(condition)
+def _dated_or_not(condition: dict, fault: str | None, left_out: dict[int, tuple[dict, str]]) -> dict:
+    """The Condition, or, when one of its dates cannot be read (`fault`), a copy without its dates (named in `left_out`)."""
     if fault is None:
         return condition
     readable = without_times(condition)

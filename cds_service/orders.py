@@ -64,6 +64,7 @@ class OrderRules:
         self._patterns: dict[str, list[re.Pattern[str]]] = {role: [] for role in ROLES}
         self._example: dict | None = None
         self._route_systems: set[str] = set()  # the code systems intravenous routes are coded in: a route in them is stated
+        self._named_memo: dict[str, frozenset[str]] = {}  # a medication's name -> the roles whose text patterns name it
         for valueset in valuesets:
             extensions = {e.get("url"): e for e in objects(valueset.get("extension"))}
             role = text(extensions.get(ORDER_ROLE, {}).get("valueCode"))
@@ -97,9 +98,10 @@ class OrderRules:
             return OrderKind.OTHER
         name = " ".join(t for concept in concepts for t in _texts(concept))
         coded = self._terminology.codings_in(concepts)
+        named = self._named_by(name)
 
         def product(role: str) -> bool:
-            return bool(coded & self._valuesets[role]) or any(p.search(name) for p in self._patterns[role])
+            return bool(coded & self._valuesets[role]) or role in named
 
         if product("never-ivig"):
             return OrderKind.OTHER
@@ -108,10 +110,10 @@ class OrderRules:
             return OrderKind.OTHER
         routes = [obj(i.get("route")) for i in _instructions(order)]
         route_coded = self._terminology.codings_in(routes)
-        route_words = " ".join([name, *(t for i in _instructions(order) for t in _instruction_texts(i))])
+        route_named = self._named_by(" ".join([name, *(t for i in _instructions(order) for t in _instruction_texts(i))]))
 
         def route(role: str) -> bool:
-            return bool(route_coded & self._valuesets[role]) or any(p.search(route_words) for p in self._patterns[role])
+            return bool(route_coded & self._valuesets[role]) or role in route_named
 
         intravenous, extravascular = route("intravenous-route"), route("extravascular-route")
         if extravascular:
@@ -129,8 +131,19 @@ class OrderRules:
         if not stated:
             return False
         coded = self._terminology.codings_in(route)
-        return not any(bool(coded & self._valuesets[role]) or any(p.search(words) for p in self._patterns[role])
-                       for role in ("intravenous-route", "extravascular-route"))
+        named_by = self._named_by(words)
+        return not any(bool(coded & self._valuesets[role]) or role in named_by for role in ("intravenous-route", "extravascular-route"))
+
+    def _named_by(self, name: str) -> frozenset[str]:
+        """The roles whose text patterns this medication's name matches. Remembered: a record names the same few products
+        again and again (a long one in hundreds of orders), and searching every pattern costs more than all else here."""
+        found = self._named_memo.get(name)
+        if found is None:
+            found = frozenset(role for role, patterns in self._patterns.items() if any(p.search(name) for p in patterns))
+            if len(self._named_memo) > 100_000:  # bounded: EHR data can carry any number of distinct names
+                self._named_memo.clear()
+            self._named_memo[name] = found
+        return found
 
     def is_ivig(self, order: Any) -> bool:
         return self.kind(order) is OrderKind.IVIG
