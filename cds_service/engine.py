@@ -193,12 +193,16 @@ def _broader_codes(knowledge: KnowledgeBase, rec: Recommendation, evidence: tupl
     """The notes of the broader codes the recommendation's diagnoses rest on: a diagnosis counts only when every
     coding that puts it in a ValueSet the recommendation reads is broader than that ValueSet's disease."""
     terminology = knowledge.terminology
+    # only a ValueSet with a broader code among its members can give a note: for the others there is nothing to look up
+    urls = [url for url in dict.fromkeys(rec.watched_valuesets + tuple(sorted(rec.indications))) if terminology.has_broader_codes(url)]
+    if not urls:
+        return ()
     notes: dict[str, None] = {}
     for resource in evidence:
         if resource.get("resourceType") != "Condition":
             continue
         codings = list(objects(obj(resource.get("code")).get("coding")))
-        for url in dict.fromkeys(rec.watched_valuesets + tuple(sorted(rec.indications))):
+        for url in urls:
             found = [(c, terminology.broader_note(c, url)) for c in codings if terminology.member_of(c, url)]
             if found and all(note for _, note in found):
                 notes.update(dict.fromkeys(note for _, note in found if note))

@@ -83,23 +83,26 @@ class OrderRules:
         concept = medication_concept(order)
         if concept is None:
             return OrderKind.OTHER
+        # the words are matched joined, as one name (a pattern may span a text and a display); the terminology
+        # remembers which ValueSets' patterns a text matches, so a product's name is searched once per process
         name = " ".join(_texts(concept))
-        coded = self._terminology.codings_in(concept)
+        coded = self._terminology.codings_in(concept) | self._terminology.named_by(name)
 
         def product(role: str) -> bool:
-            return bool(coded & self._valuesets[role]) or any(p.search(name) for p in self._patterns[role])
+            return bool(coded & self._valuesets[role])
 
         if product("never-ivig"):
             return OrderKind.OTHER
         licensed_iv_only = product("ivig")
         if not licensed_iv_only and not product("ivig-by-route"):
             return OrderKind.OTHER
-        routes = [obj(i.get("route")) for i in _instructions(order)]
-        route_coded = self._terminology.codings_in(routes)
-        route_words = " ".join([name, *(t for i in _instructions(order) for t in _instruction_texts(i))])
+        instructions = _instructions(order)
+        route_words = " ".join([name, *(t for i in instructions for t in _instruction_texts(i))])
+        route_coded = (self._terminology.codings_in([obj(i.get("route")) for i in instructions])
+                       | self._terminology.named_by(route_words))
 
         def route(role: str) -> bool:
-            return bool(route_coded & self._valuesets[role]) or any(p.search(route_words) for p in self._patterns[role])
+            return bool(route_coded & self._valuesets[role])
 
         intravenous, extravascular = route("intravenous-route"), route("extravascular-route")
         if extravascular:

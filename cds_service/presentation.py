@@ -8,7 +8,6 @@ the facts used, the dose arithmetic, and the regimen as an order to sign.
 
 from __future__ import annotations
 
-import copy
 import html
 import re
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Finding
-from .fhirjson import code_of, element, number, obj, objects, recorded_at, reference_of, text
+from .fhirjson import code_of, copied, element, number, obj, objects, recorded_at, reference_of, text
 from .regimen import UCUM, DosingWeight, Regimen, days_text, describe_all, fmt, magnitude
 from .suggestion import suggested_order
 
@@ -338,7 +337,7 @@ def _proposal(draft: dict, removes: tuple[str, ...], regimen: Regimen, weight: D
                 "boundsDuration": {"value": regimen.days, "unit": "d", "system": UCUM, "code": "d"},
             }
         },
-        "route": copy.deepcopy(dict(regimen.route or {})),
+        "route": copied(dict(regimen.route or {})),
         "doseAndRate": [
             {
                 "type": {"coding": [{"system": DOSE_RATE_TYPE, "code": "calculated", "display": "Calculated"}]},
