@@ -6,7 +6,7 @@ disease; diseases are ValueSets and FHIRPath conditions in the knowledge base.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -148,15 +148,16 @@ def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
     candidates = knowledge.candidates(hook, diagnoses)
     if call.route_undetermined:
         candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
+    resolve = knowledge.definitions.resolver(call.inputs, call.index)  # each named fact once, for every recommendation
     findings: list[Finding] = []
     for rec in candidates:
-        if not rec.applies(call.inputs, knowledge.definitions, call.index):
+        if not rec.applies(call.inputs, call.index, resolve):
             continue
         comparison = compare(call.course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
         evidence, missing = _evidence(knowledge, rec, call)
         findings.append(Finding(rec, call.orders, call.course, comparison, facts, standing, evidence, missing, age,
                                 knowledge.highest_course_total_per_kg, broader_codes=_broader_codes(knowledge, rec, evidence)))
-    findings = _decided(knowledge, findings, call, hook)
+    findings = _decided(knowledge, findings, call, hook, resolve)
     return [f for f in findings if _worth_saying_at_signing(f)] if hook == "order-sign" else findings
 
 
@@ -169,7 +170,8 @@ def _worth_saying_at_signing(finding: Finding) -> bool:
             or any(_worth_saying_at_signing(a) for a in finding.alternatives))
 
 
-def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook: str) -> list[Finding]:
+def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook: str,
+             resolve: Callable[[str], Any]) -> list[Finding]:
     """Where two or more of the recommendations a decision stands for apply, the record cannot tell which one does
     (the purpose of the order, the severity): one finding states them all, in place of theirs. Cards that contradict
     each other would leave the clinician to find out what decides; the decision says it."""
@@ -177,7 +179,7 @@ def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook
         chosen = [f for f in findings if f.recommendation.action_id in decision.alternatives]
         if hook not in decision.hooks or len(chosen) < 2:
             continue
-        if not decision.applies(call.inputs, knowledge.definitions, call.index):
+        if not decision.applies(call.inputs, call.index, resolve):
             continue
         mine = {id(f) for f in chosen}
         evidence = {id(r): r for f in chosen for r in f.evidence}
