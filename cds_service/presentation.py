@@ -215,8 +215,10 @@ def _course_summary(finding: Finding) -> str | None:
 #: edge), code, strike-through, a link or image (]( or ][ after a [), and what GitHub Flavored Markdown turns into a
 #: link by itself (a URL scheme, "www."). Headings, quotes, lists and tables need a line of their own, and a line
 #: break is never kept; HTML is escaped with the whole line.
-_MARKDOWN = re.compile(r"[\\`*~]|(?<!\w)_|_(?!\w)|\](?=[(\[])|!(?=\[)")
-_AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp)(?=://)|\bwww(?=\.)")
+#: (Each alternative starts with its character, and a lookbehind after an underscore says what the one before it is:
+#: the regular expression engine then skips to the few characters that can start a match, at a third of the cost.)
+_MARKDOWN = re.compile(r"[\\`*~]|_(?<!\w_)|_(?!\w)|\](?=[(\[])|!(?=\[)")
+_AUTOLINK = re.compile(r"(?i)(?<!\w)(?:https?(?=://)|ftp(?=://)|www(?=\.))")
 
 
 def ehr_text(text: str) -> str:
