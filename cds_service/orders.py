@@ -64,7 +64,6 @@ class OrderRules:
         self._patterns: dict[str, list[re.Pattern[str]]] = {role: [] for role in ROLES}
         self._example: dict | None = None
         self._route_systems: set[str] = set()  # the code systems intravenous routes are coded in: a route in them is stated
-        self._named_memo: dict[str, frozenset[str]] = {}  # a medication's name -> the roles whose text patterns name it
         for valueset in valuesets:
             extensions = {e.get("url"): e for e in objects(valueset.get("extension"))}
             role = text(extensions.get(ORDER_ROLE, {}).get("valueCode"))
@@ -96,24 +95,27 @@ class OrderRules:
         concepts = medication_concepts(order)
         if not concepts:
             return OrderKind.OTHER
+        # the words are matched joined, as one name (a pattern may span a text and a display); the terminology
+        # remembers which ValueSets' patterns a text matches, so a product's name is searched once per process
         name = " ".join(t for concept in concepts for t in _texts(concept))
-        coded = self._terminology.codings_in(concepts)
-        named = self._named_by(name)
+        coded = self._terminology.codings_in(concepts) | self._terminology.named_by(name)
 
         def product(role: str) -> bool:
-            return bool(coded & self._valuesets[role]) or role in named
+            return bool(coded & self._valuesets[role])
 
         if product("never-ivig"):
             return OrderKind.OTHER
         licensed_iv_only = product("ivig")
         if not licensed_iv_only and not product("ivig-by-route"):
             return OrderKind.OTHER
-        routes = [obj(i.get("route")) for i in _instructions(order)]
-        route_coded = self._terminology.codings_in(routes)
-        route_named = self._named_by(" ".join([name, *(t for i in _instructions(order) for t in _instruction_texts(i))]))
+        instructions = _instructions(order)
+        routes = [obj(i.get("route")) for i in instructions]
+        route_words = " ".join([name, *(t for i in instructions for t in _instruction_texts(i))])
+        route_coded = (self._terminology.codings_in(routes)
+                       | self._terminology.named_by(route_words))
 
         def route(role: str) -> bool:
-            return bool(route_coded & self._valuesets[role]) or role in route_named
+            return bool(route_coded & self._valuesets[role])
 
         intravenous, extravascular = route("intravenous-route"), route("extravascular-route")
         if extravascular:
@@ -130,20 +132,8 @@ class OrderRules:
         stated = bool(named) or any(c.get("system") in self._route_systems and text(c.get("code")) for c in objects(route.get("coding")))
         if not stated:
             return False
-        coded = self._terminology.codings_in(route)
-        named_by = self._named_by(words)
-        return not any(bool(coded & self._valuesets[role]) or role in named_by for role in ("intravenous-route", "extravascular-route"))
-
-    def _named_by(self, name: str) -> frozenset[str]:
-        """The roles whose text patterns this medication's name matches. Remembered: a record names the same few products
-        again and again (a long one in hundreds of orders), and searching every pattern costs more than all else here."""
-        found = self._named_memo.get(name)
-        if found is None:
-            found = frozenset(role for role, patterns in self._patterns.items() if any(p.search(name) for p in patterns))
-            if len(self._named_memo) > 100_000:  # bounded: EHR data can carry any number of distinct names
-                self._named_memo.clear()
-            self._named_memo[name] = found
-        return found
+        coded = self._terminology.codings_in(route) | self._terminology.named_by(words)
+        return not coded & (self._valuesets["intravenous-route"] | self._valuesets["extravascular-route"])
 
     def is_ivig(self, order: Any) -> bool:
         return self.kind(order) is OrderKind.IVIG
