@@ -19,7 +19,7 @@ from cds_service.auth import AuthSettings
 from cds_service.config import ConfigurationError, Settings, default_store_url
 from cds_service.store import CARDS, FEEDBACK, Store
 from tests.conftest import ROOT
-from tests.fhir_data import gbs, hook_request, ivig_order, medication_request, patient, prefetch, weight
+from tests.fhir_data import PATIENT_ID, gbs, hook_request, ivig_order, medication_request, objects_in, patient, prefetch, weight
 
 SELECT = "/cds-services/ivig-order-select"
 SIGN = "/cds-services/ivig-order-sign"
@@ -113,6 +113,9 @@ def test_no_patient_data_is_stored(client, store, store_url, tmp_path):
                                                           patient_resource=person))
     body["context"].update(patientId=secrets["patient"], userId=secrets["user"], encounterId=secrets["encounter"])
     body["hookInstance"] = secrets["hookInstance"]
+    for reference in objects_in(body):  # the records are this patient's: another patient's would be left out
+        if reference.get("reference") == f"Patient/{PATIENT_ID}":
+            reference["reference"] = f"Patient/{secrets['patient']}"
     cards = cards_of(client, body)
     assert cards and any(secrets["weight"] in c["detail"] or "73.1" in c["detail"] for c in cards)  # the card used them
     card = cards[0]
