@@ -256,8 +256,9 @@ def test_a_patient_id_must_be_a_fhir_id(stub: FhirStub, patient_id: str, status:
                               fhir_servers=(stub.base_url,))).test_client()
     if status == 200:
         serve_empty_record(stub, app, patient_id)
-    body = hook_request([ivig_order()], fhirServer=stub.base_url,
-                        fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer"})
+    order = ivig_order()
+    order["subject"] = {"reference": f"Patient/{patient_id}"}  # the order is the patient's: another's gets no answer
+    body = hook_request([order], fhirServer=stub.base_url, fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer"})
     body["context"]["patientId"] = patient_id
     response = app.post(SELECT, json=body)
     assert response.status_code == status, response.get_data(as_text=True)
