@@ -30,6 +30,17 @@ def objects(value: Any) -> list[dict]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+def copied(value: Any) -> Any:
+    """A JSON value with its objects and arrays made anew (strings and numbers are immutable and shared): what an
+    answer takes from a request or from the knowledge can then be changed without changing either. copy.deepcopy
+    gives the same for JSON, at several times the cost (it keeps a memo for shared and cyclic objects JSON has not)."""
+    if isinstance(value, dict):
+        return {key: copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copied(item) for item in value]
+    return value
+
+
 def text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -77,11 +88,31 @@ def recorded_at(resource: Mapping[str, Any]) -> str | None:
 _DATE_TIME = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?")
 
 
+#: the moments of the dates and times read so far (None for text that is none): the same few strings come again and again,
+#: the results of a panel share one time, and every call for a patient brings their record again
+_INSTANTS: dict[str, datetime | None] = {}
+
+
 def instant(value: Any) -> datetime | None:
     """A FHIR date, dateTime or instant as a timezone-aware moment, so that records from different time zones sort by
     when they happened, not by their text: a date (or a year, a month) as its first moment in UTC, a time without a zone
-    as UTC. None when it is no such value: text, a number, 2026-02-30, month 13."""
-    match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
+    as UTC. None when it is no such value: text, a number, 2026-02-30, month 13. Remembered: a long record is read more
+    than once per call (whether it can be read, its order in time), and reading one costs more than all else about it."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return _INSTANTS[value]
+    except KeyError:
+        pass
+    found = _read_instant(value)
+    if len(_INSTANTS) >= 20_000:  # bounded (a few MB): EHR data can carry any number of distinct times
+        _INSTANTS.clear()
+    _INSTANTS[value] = found
+    return found
+
+
+def _read_instant(value: str) -> datetime | None:
+    match = _DATE_TIME.fullmatch(value)
     if match is None:
         return None
     year, month, day, hour, minute, second, zone = match.groups()

@@ -13,6 +13,8 @@ and an empty condition does not apply. We never fill a gap with a guess.
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -42,7 +44,10 @@ MAX_AGE_YEARS = 125
 
 _UNCONFIRMED = {"unconfirmed", "provisional", "differential"}
 _NOT_A_DIAGNOSIS = {"refuted", "entered-in-error"} | _UNCONFIRMED
-_ACTIVE = {"active", "recurrence", "relapse"}
+#: clinical statuses of a diagnosis the patient has now. "remission" is one: FHIR R4 defines it as no symptoms now with a
+#: risk of their return, which is what a CIDP, MMN or MG kept in remission by maintenance IVIG is; the guideline's
+#: maintenance advice is for exactly those patients (inactive and resolved are not)
+_ACTIVE = {"active", "recurrence", "relapse", "remission"}
 #: Condition categories (or none) under which FHIR R4 lets a diagnosis go without a clinicalStatus (con-3 requires one
 #: on the problem list only): an encounter's diagnosis is current for that encounter unless it says it has abated
 _ENCOUNTER_DIAGNOSIS = "encounter-diagnosis"
@@ -79,8 +84,11 @@ class PatientFacts:
 
     def age_years(self, today: date) -> int | None:
         """Whole years at today; None when the birth date is missing, unreadable, in the future or more than
-        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one)."""
-        born = _date((self.patient or {}).get("birthDate"))
+        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one). A birth date FHIR gives only to the year
+        or month ("2016", "2016-05") counts from its last possible day: the youngest the patient can be, so a child
+        is never taken for an adult (an 18-year-old may be taken for 17)."""
+        birth = (self.patient or {}).get("birthDate")
+        born = _date(birth) or _last_possible_day(birth, today)
         if born is None or born > today:
             return None
         age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
@@ -93,25 +101,35 @@ def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> Pa
 
     Each fact holds the records its status rules admit and the service can read; a record it would admit but cannot
     read (readable.py) is left out of every fact and kept, with the reason, in `unreadable`. A record about another
-    patient than `patient_id` (subject.py) is no fact at all: it is dropped before anything reads it."""
+    patient than `patient_id` (subject.py) is no fact at all: it is dropped before anything reads it. Each record is
+    read once (its status, whether it can be read), however many facts it goes into: a long record is read in one pass."""
     by_type: dict[str, list[dict]] = {}
     for key, value in prefetch.items():
         if key != WEIGHT_REQUIREMENT:
             for resource in _resources(value, patient_id):
                 by_type.setdefault(resource["resourceType"], []).append(resource)
     left_out: dict[int, tuple[dict, str]] = {}
+    faults: dict[int, str | None] = {}  # by identity: every record lives as long as the call
+
+    def fault_of(record: dict) -> str | None:
+        if id(record) not in faults:
+            faults[id(record)] = unreadable(record)
+        return faults[id(record)]
 
     def readable(records: Iterable[dict]) -> list[dict]:
         kept = []
         for record in records:
-            fault = unreadable(record)
+            fault = fault_of(record)
             if fault is None:
                 kept.append(record)
             else:
                 left_out.setdefault(id(record), (record, fault))
         return kept
 
-    conditions = [_dated_or_not(c, left_out) for c in by_type.get("Condition", [])]
+    # each diagnosis as (the record, or its copy without dates, whether that is current, its verification status)
+    conditions = [(c, _is_current(c), _verification(c))
+                  for c in (_dated_or_not(record, fault_of(record), left_out) for record in by_type.get("Condition", []))]
+    diagnoses = [(c, current) for c, current, verification in conditions if verification not in _NOT_A_DIAGNOSIS]
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
     weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT), patient_id)
@@ -119,9 +137,9 @@ def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> Pa
     patients = by_type.get("Patient", [])
     return PatientFacts(
         patient=patients[0] if patients else None,
-        conditions=readable(c for c in conditions if _is_current(c) and _verification(c) not in _NOT_A_DIAGNOSIS),
-        condition_history=readable(c for c in conditions if _verification(c) not in _NOT_A_DIAGNOSIS),
-        unconfirmed_conditions=readable(c for c in conditions if _is_current(c) and _verification(c) in _UNCONFIRMED),
+        conditions=readable(c for c, current in diagnoses if current),
+        condition_history=readable(c for c, _ in diagnoses),
+        unconfirmed_conditions=readable(c for c, current, verification in conditions if current and verification in _UNCONFIRMED),
         weight_records=weights,
         observations=readable(newest_first(filter(_is_result, by_type.get("Observation", [])))),
         medications=readable(m for m in medication_requests if m.get("status") in ("active", "on-hold")),
@@ -135,9 +153,8 @@ def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> Pa
     )
 
 
-def _dated_or_not(condition: dict, left_out: dict[int, tuple[dict, str]]) -> dict:
-    """The Condition, or, when one of its dates cannot be read, a copy without its dates (named in `left_out`)."""
-    fault = unreadable(condition)
+def _dated_or_not(condition: dict, fault: str | None, left_out: dict[int, tuple[dict, str]]) -> dict:
+    """The Condition, or, when one of its dates cannot be read (`fault`), a copy without its dates (named in `left_out`)."""
     if fault is None:
         return condition
     readable = without_times(condition)
@@ -245,7 +262,7 @@ def _verification(condition: dict) -> str | None:
 
 
 def _is_current(condition: dict) -> bool:
-    """Clinically current: active, recurrence or relapse; or, with no clinicalStatus, an encounter diagnosis (or a
+    """Clinically current: active, recurrence, relapse or remission; or, with no clinicalStatus, an encounter diagnosis (or a
     diagnosis with no category) that does not say it has abated."""
     if condition.get("clinicalStatus") is not None:
         return code_of(condition, "clinicalStatus") in _ACTIVE
@@ -258,6 +275,16 @@ def _is_current(condition: dict) -> bool:
 
 def _is_result(observation: dict) -> bool:
     return text(observation.get("status")) in RESULT_STATUSES
+
+
+def _last_possible_day(value: Any, today: date) -> date | None:
+    """The last day a FHIR date known only to the year or the month can be (not after today); None otherwise."""
+    match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match[2] or 12) <= 12:
+        return None
+    year, month = int(match[1]), int(match[2] or 12)
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    return min(last, today) if date(year, month, 1) <= today else last
 
 
 def _date(value: Any) -> date | None:

@@ -95,23 +95,27 @@ class OrderRules:
         concepts = medication_concepts(order)
         if not concepts:
             return OrderKind.OTHER
+        # the words are matched joined, as one name (a pattern may span a text and a display); the terminology
+        # remembers which ValueSets' patterns a text matches, so a product's name is searched once per process
         name = " ".join(t for concept in concepts for t in _texts(concept))
-        coded = self._terminology.codings_in(concepts)
+        coded = self._terminology.codings_in(concepts) | self._terminology.named_by(name)
 
         def product(role: str) -> bool:
-            return bool(coded & self._valuesets[role]) or any(p.search(name) for p in self._patterns[role])
+            return bool(coded & self._valuesets[role])
 
         if product("never-ivig"):
             return OrderKind.OTHER
         licensed_iv_only = product("ivig")
         if not licensed_iv_only and not product("ivig-by-route"):
             return OrderKind.OTHER
-        routes = [obj(i.get("route")) for i in _instructions(order)]
-        route_coded = self._terminology.codings_in(routes)
-        route_words = " ".join([name, *(t for i in _instructions(order) for t in _instruction_texts(i))])
+        instructions = _instructions(order)
+        routes = [obj(i.get("route")) for i in instructions]
+        route_words = " ".join([name, *(t for i in instructions for t in _instruction_texts(i))])
+        route_coded = (self._terminology.codings_in(routes)
+                       | self._terminology.named_by(route_words))
 
         def route(role: str) -> bool:
-            return bool(route_coded & self._valuesets[role]) or any(p.search(route_words) for p in self._patterns[role])
+            return bool(route_coded & self._valuesets[role])
 
         intravenous, extravascular = route("intravenous-route"), route("extravascular-route")
         if extravascular:
@@ -128,9 +132,8 @@ class OrderRules:
         stated = bool(named) or any(c.get("system") in self._route_systems and text(c.get("code")) for c in objects(route.get("coding")))
         if not stated:
             return False
-        coded = self._terminology.codings_in(route)
-        return not any(bool(coded & self._valuesets[role]) or any(p.search(words) for p in self._patterns[role])
-                       for role in ("intravenous-route", "extravascular-route"))
+        coded = self._terminology.codings_in(route) | self._terminology.named_by(words)
+        return not coded & (self._valuesets["intravenous-route"] | self._valuesets["extravascular-route"])
 
     def is_ivig(self, order: Any) -> bool:
         return self.kind(order) is OrderKind.IVIG

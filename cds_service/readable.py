@@ -23,6 +23,7 @@ from .fhirjson import instant
 _TIMES = ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "issued", "performedDateTime", "performedPeriod",
           "authoredOn", "onsetDateTime", "onsetPeriod", "abatementDateTime", "abatementPeriod", "recordedDate",
           "occurrenceDateTime", "occurrencePeriod")
+_TIME_SET = frozenset(_TIMES)
 
 
 def without_times(resource: dict) -> dict:
@@ -37,8 +38,9 @@ def is_json_number(value: Any) -> bool:
 
 def unreadable(resource: dict) -> str | None:
     """Why the service cannot read this record (the first fault found, in words a clinician can check), or None."""
-    for element in _TIMES:
-        value = resource.get(element)
+    times = _TIME_SET.intersection(resource)  # a record has one or two of them: looked up in one step, not each
+    for element in times if len(times) < 2 else sorted(times, key=_TIMES.index):
+        value = resource[element]
         if value is None:
             continue
         if element.endswith("Period"):

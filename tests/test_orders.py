@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+from cds_service.presentation import ehr_text
 from tests.fhir_data import (
     ATC,
     SNOMED,
@@ -198,6 +203,17 @@ def test_ehr_text_in_a_card_cannot_use_markdown(cds, display, shown, absent):
     cards = cds(hook_request([ivig_order()], prefetch=prefetch(conditions=[coded], weights=[weight(70)])))
     (card,) = [c for c in cards if c["source"]["topic"]["code"] == "GBS-1"]
     assert shown in card["detail"] and absent not in card["detail"]
+
+
+@given(st.text(alphabet="ab1 _*`~\\[]()!.:/éhHtTpPsSfFwW\n", max_size=40))
+def test_ehr_text_escapes_as_the_plainly_written_rules_say(text):
+    """presentation spells its Markdown patterns for speed; they must escape exactly what the plain spelling does: a
+    \\ before \\ ` * ~, an underscore at a word's edge, ] before ( or [, ! before [; and after a URL scheme or "www"
+    that starts a word."""
+    markdown = re.compile(r"[\\`*~]|(?<!\w)_|_(?!\w)|\](?=[(\[])|!(?=\[)")
+    autolink = re.compile(r"(?i)\b(?:https?|ftp)(?=://)|\bwww(?=\.)")
+    line = markdown.sub(lambda m: "\\" + m.group(0), " ".join(text.split()))
+    assert ehr_text(text) == autolink.sub(lambda m: m.group(0) + "\\", line)
 
 
 # --- orders coded by RxNorm or HCPCS alone: no display names the product, the code must ----------------------------

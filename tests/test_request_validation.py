@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import HealthCheck, example, given, settings
 
 from cds_service.app import create_app
 from cds_service.auth import AuthSettings
 from cds_service.config import RequestLimits, Settings
+from cds_service.protocol import _deeper_than
 from tests.conftest import ROOT
 from tests.fhir_data import bundle, gbs, hook_request, ivig_order, patient, prefetch, weight
 from tests.test_protocol import REJECTIONS, Mutation, make_request, request_body
@@ -65,6 +68,33 @@ def depth_of(value: Any) -> int:
     if isinstance(value, list):
         return 1 + max(map(depth_of, value), default=0)
     return 0
+
+
+#: strings made of what could fool a depth count: quotes, backslashes, brackets, escapes, non-ASCII
+TRICKY_TEXT = st.text(st.sampled_from('"\\[]{}/ubn é\u2028\U0001f600\x00\n'), max_size=8)
+JSON_TREES = st.recursive(
+    TRICKY_TEXT | st.integers() | st.none() | st.booleans(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TRICKY_TEXT, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@st.composite
+def nested(draw: st.DrawFn) -> Any:
+    """A tree with a branch of up to 80 arrays and objects, the keys and leaves tricky text."""
+    value = draw(JSON_TREES)
+    for _ in range(draw(st.integers(0, 80))):
+        value = [draw(TRICKY_TEXT), value] if draw(st.booleans()) else {draw(TRICKY_TEXT): value}
+    return value
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=nested(), ascii_only=st.booleans(), indent=st.sampled_from([None, 0, 2]), limit=st.integers(1, 70))
+@example(value=["\\\"[", {"]\\": [["\\"]]}], ascii_only=True, indent=None, limit=2)
+def test_the_depth_check_counts_as_the_parsed_value_nests(value: Any, ascii_only: bool, indent: int | None, limit: int) -> None:
+    """Brackets and escapes inside strings never count, however the JSON text is written."""
+    body = json.dumps(value, ensure_ascii=ascii_only, indent=indent).encode()
+    assert _deeper_than(body, limit) is (depth_of(value) > limit)
 
 
 def apply_body(*resources: dict, draft: dict | None = None) -> dict:
