@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, request
-from flask.json.provider import DefaultJSONProvider
 
 from . import fhir_api, http_policy, knowledge, observability, report_api, web
 from .auth import JwtVerifier, require_jwt
 from .config import Settings
+from .json_provider import JsonProvider
 from .service import CdsService
 from .store import Store
 
@@ -20,8 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # urllib3 logs each request URL at DEBUG, and our FHIR queries name the patient: keep it above DEBUG.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger("urllib3").level))
     app = Flask(__name__)
-    if isinstance(app.json, DefaultJSONProvider):  # answers keep the order FHIR and CDS Hooks readers expect
-        app.json.sort_keys = False
+    app.json = JsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies get 413
     app.extensions["ivig_cds"] = CdsService(knowledge.load(settings.knowledge_root), settings, open_store(settings))
     if settings.auth.required and settings.public_url is None:

@@ -198,14 +198,16 @@ def _facts_block(facts: list[str]) -> list[str]:
 def _course_summary(finding: Finding) -> str | None:
     """For advice about the course total: how far the drafts are from the highest total the guideline gives. Drafts
     that state no number of days give at least one day of their daily doses."""
+    highest = finding.highest_total_per_kg
+    if "courseTotalPerKg" not in finding.recommendation.inputs_used or not highest:
+        return None
     weight, course = finding.facts.weight, finding.course
     total = course.total_per_kg(weight)
     at_least = total is None
     if at_least:
         daily = course.daily_doses_per_kg(weight)
         total = sum(daily, Decimal(0)) if daily else course.least_per_kg(weight)
-    highest = finding.highest_total_per_kg
-    if "courseTotalPerKg" not in finding.recommendation.inputs_used or total is None or not highest:
+    if total is None:
         return None
     return _clip(f"IVIG course {'at least ' if at_least else ''}{fmt(total)} g/kg: {magnitude(total / highest)} the highest "
                  f"total the guideline gives for any indication ({fmt(highest)} g/kg)")
@@ -254,8 +256,8 @@ def _patient_facts(finding: Finding) -> list[str]:
             facts.append(f"Body weight: {weight.stated}{converted}, {finding.weight.said}")
     if used & {"courseTotalPerKg", "courseReadable"}:
         facts.append(finding.course.describe(finding.facts.weight) or "The draft course: dose or length not stated")
-    least = finding.course.least_per_kg(finding.facts.weight)
-    if "courseLeastPerKgAnyWeight" in used and least is not None and finding.course.heaviest_kg:
+    least = finding.course.least_per_kg(finding.facts.weight) if "courseLeastPerKgAnyWeight" in used else None
+    if least is not None and finding.course.heaviest_kg:
         heaviest = finding.course.heaviest_kg
         facts.append(f"With no usable body weight: {fmt(least * heaviest)} g is at least {fmt(least)} g/kg for any patient up to "
                      f"{fmt(heaviest)} kg (the heaviest plausible weight, Chan & Raffa 2017; not the guideline's)")

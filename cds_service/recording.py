@@ -3,15 +3,17 @@
 Why: writing the card rows inside the call made every call wait for a transaction of the store (a commit on SQLite,
 round trips to PostgreSQL), and the calls of one process queued for the store's write lock. Here the call hands its
 rows to this process's recorder and answers; one writer thread per process writes what has come in in one
-transaction, waiting up to ``linger_seconds`` after the first call of a batch for others to join it, so that calls
-share a commit even when they do not overlap (a transaction costs the process more than the rows in it).
+transaction, waiting up to ``linger_seconds`` (0.1 s) after the first call of a batch for others to join it, so that
+calls share a commit even when they do not overlap: a transaction costs the process about 0.4 ms of CPU, a call's rows
+a tenth of that. (Lingering 20 ms, a worker serving one client committed every call or two; 0.1 s took 12 % off its CPU
+per call, measured over HTTP; 0.25 s took nothing more.)
 
 What must not change:
 - Feedback is checked against the recorded cards, and may come at once, to any worker or host. So a lookup that
   misses a card first waits for this process's writes still pending, then reads the store again for up to
   ``grace_seconds``, which covers a write still under way in another process or on another host (a writer commits
-  within tens of milliseconds; half a second leaves margin on a loaded machine and holds a thread for no longer when a
-  client sends feedback on a card that never was).
+  within its linger and tens of milliseconds; half a second leaves margin on a loaded machine and holds a thread for no
+  longer when a client sends feedback on a card that never was).
 - A card the store refused is not lost silently: the writer logs it as the call did (with the request id of each
   call it could not record), after trying each call's rows on their own so one bad call costs no other its record.
 - Nothing is left unwritten at a normal exit: the process flushes the recorder when it ends (gunicorn ends a worker
@@ -45,7 +47,7 @@ class _Pending:
 class CardRecorder:
     """Writes the cards of each call to the store in a thread of its own; thread-safe, one per process."""
 
-    def __init__(self, store: Store, *, grace_seconds: float = 0.5, linger_seconds: float = 0.02, batch_rows: int = 500,
+    def __init__(self, store: Store, *, grace_seconds: float = 0.5, linger_seconds: float = 0.1, batch_rows: int = 500,
                  max_pending: int = 10_000):
         self.store = store
         self.grace_seconds = grace_seconds
