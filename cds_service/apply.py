@@ -39,7 +39,7 @@ def apply(knowledge: KnowledgeBase, plan_id: str, parameters: Any, *, today: dat
             hook="order-select",
             selected_orders=[order],
             draft_orders=[order],
-            facts=facts_from(_as_prefetch(knowledge, data)),
+            facts=facts_from(_as_prefetch(knowledge, data), subject.removeprefix("Patient/")),
             today=today,
             policy=policy,
         ))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from .fhirjson import number, obj, recorded_at, text
+from .inputs import RESULT_STATUSES
 from .readable import unreadable
 from .regimen import POUND_IN_KG, UCUM, DosingWeight, fmt
 
@@ -27,9 +28,17 @@ _WORDS = {
 
 
 def latest_dosing_weight(observations: Iterable[dict], is_body_weight: Callable[[dict], bool]) -> tuple[DosingWeight | None, str | None]:
-    """The latest body weight (observations newest first, results only), or why there is none we can dose by."""
-    weights = [o for o in observations if is_body_weight(o)]
+    """The latest body weight that is a result (final, amended, corrected; observations newest first), or why there
+    is none we can dose by: a weight on record that is only preliminary is named, not called missing."""
+    recorded = [o for o in observations if is_body_weight(o)]
+    weights = [o for o in recorded if text(o.get("status")) in RESULT_STATUSES]
     if not weights:
+        if recorded:
+            newest = recorded[0]
+            value = obj(newest.get("valueQuantity"))
+            shown = f"{value.get('value')!s} {text(value.get('code')) or text(value.get('unit')) or ''}".strip()
+            return None, (f"The latest body weight on record ({recorded_at(newest) or 'undated'}, {shown}) is "
+                          f"{text(newest.get('status')) or 'of no status'}, not a final result: confirm it in the chart.")
         return None, "No body weight is on record."
     latest = weights[0]
     when = recorded_at(latest) or "undated"
@@ -40,6 +49,12 @@ def latest_dosing_weight(observations: Iterable[dict], is_body_weight: Callable[
     if weight is None:
         quantity = obj(latest.get("valueQuantity"))
         unit = text(quantity.get("code")) or text(quantity.get("unit")) or "no unit"
+        if text(quantity.get("comparator")):
+            return None, (f"The latest body weight ({when}) is a bound ({quantity['comparator']} {quantity.get('value')!s} {unit}), "
+                          "not a measured value.")
+        written = text(quantity.get("unit"))
+        if written and written != unit:
+            unit = f"{unit}, written as {written}"
         return None, f"The latest body weight ({when}) is not a usable value in a unit of mass ({unit})."
     return weight, None
 
@@ -47,16 +62,20 @@ def latest_dosing_weight(observations: Iterable[dict], is_body_weight: Callable[
 def dosing_weight(observation: dict) -> DosingWeight | None:
     """Body weight in kg from an Observation in a unit of mass: its UCUM code (kg, g, [lb_av], [oz_av]) when it has one,
     else the unit as written (kg, g, lb, lbs, oz, in any case); None for anything else, a code that contradicts the
-    words, or a value that is not a number above 0."""
+    words (code kg, unit "lb": 154 of which is 70 kg or 154 kg, a 2.2-fold dose either way), a bound (comparator
+    "> 150 kg", a scale's limit) or a value that is not a number above 0."""
     quantity = obj(observation.get("valueQuantity"))
     value = number(quantity.get("value"))
-    if value is None or value <= 0:
+    if value is None or value <= 0 or text(quantity.get("comparator")):
         return None
     code, written = text(quantity.get("code")), text(quantity.get("unit"))
+    said = _WORDS.get(_word(written or ""))
     if code is not None and quantity.get("system") in (UCUM, None):
         unit = code if code in _UCUM_KG else _WORDS.get(_word(code))  # "KG", "[LB_AV]": UCUM's case-insensitive forms
+        if said is not None and said != unit:
+            return None
     else:
-        unit = _WORDS.get(_word(written or ""))
+        unit = said
     if unit is None:
         return None
     return DosingWeight(value * _UCUM_KG[unit], recorded_at(observation), f"{fmt(value)} {code or written}")

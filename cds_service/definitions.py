@@ -251,14 +251,15 @@ def _empty_from(text: str) -> str | None:
 class Logic:
     """A condition that is only logic over named facts, evaluated without fhirpathpy: `%a.exists()`, `%b.empty()`,
     `%c` (a boolean), `%d < 18`, `%hook = 'order-sign'`, `%e > %f * (1 + %g)` (+ and * on numbers), joined by `and`,
-    `or`, `.not()` and parentheses, with
-    FHIRPath's three-valued logic. Most conditions are of this shape once the facts are named, and fhirpathpy spends
+    `or`, `.not()` and parentheses, with FHIRPath's three-valued logic; and `iif(criterion, a, b)` choosing between
+    facts as they are (`iif(%x.exists(), %x, %y)`). A branch that computes (`%z.aggregate(...)`) is fhirpathpy's,
+    when the criterion chooses it. Most conditions are of this shape once the facts are named, and fhirpathpy spends
     far longer setting up than deciding them. Whatever it cannot decide exactly (a fact that is not a boolean where one
     is read, a collection of several where one value is compared), it leaves to fhirpathpy; the tests compare both
     on every catalogue patient."""
 
     _TOKEN = re.compile(r"\s*(?:(%[A-Za-z]\w*)|(\.exists\(\)|\.empty\(\)|\.not\(\))|(and|or)\b|([()])|(<=|>=|<|>|=)"
-                        r"|(-?\d+(?:\.\d+)?)|'([^'\\]*)'|(true|false)\b|([*+]))")
+                        r"|(-?\d+(?:\.\d+)?)|'([^'\\]*)'|(true|false)\b|([*+])|(iif\()|(,)|(\.aggregate\([^()]*\)))")
 
     def __init__(self, run: _Run):
         self._run = run
@@ -324,11 +325,42 @@ class _LogicParser:
         return run
 
     def _unary(self) -> _Run:
-        run = self._grouped(self.expression) if self._peek(4) == "(" else self._fact()
+        if self._peek(4) == "(":
+            run = self._grouped(self.expression)
+        elif self._peek(10) is not None:
+            run = self._iif()
+        else:
+            run = self._fact()
         while self._peek(2) == ".not()":
             self.at += 1
             run = _not(run)
         return run
+
+    def _iif(self) -> _Run:
+        """`iif(criterion, then, otherwise)`, at `iif(`: FHIRPath's choice (an empty or false criterion chooses
+        otherwise); only the chosen branch is computed."""
+        self.at += 1
+        criterion = self.expression()
+        self._take(11)
+        then = self._branch()
+        self._take(11)
+        otherwise = self._branch()
+        if self._take(4) != ")":
+            raise _NotLogic
+        return _choice(criterion, then, otherwise)
+
+    def _branch(self) -> _Run:
+        """A branch of iif: a fact as it is (its whole collection), a computation left to fhirpathpy, or logic."""
+        name = self._peek(1)
+        if name is not None and self.at + 1 < len(self.tokens):
+            following = self.tokens[self.at + 1]
+            if following.group(12) is not None:  # %x.aggregate(...)
+                self.at += 2
+                return lambda resolve: None
+            if following.group(11) is not None or following.group(4) == ")":
+                self.at += 1
+                return lambda resolve: _collection(resolve(name[1:]))
+        return self.expression()
 
     def _grouped(self, inner: Callable[[], _T]) -> _T:
         """`( inner )`, at an opening parenthesis."""
@@ -474,6 +506,23 @@ def _compare_numbers(value: Any, operator: str, computed: Any) -> Answer:
     return [_ORDER[operator](left, computed)] if operator in _ORDER else [left == computed]
 
 
+def _collection(value: Any) -> Answer:
+    """A fact as FHIRPath gives it back (a value that is not a collection is one item); None (ask fhirpathpy) unless
+    every item is a boolean, a number (int or Decimal: fhirpathpy gives floats back as Decimals or floats, as asked) or
+    text."""
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    return list(items) if all(isinstance(item, (bool, int, Decimal, str)) for item in items) else None
+
+
+def _choice(criterion: _Run, then: _Run, otherwise: _Run) -> _Run:
+    def answer(resolve: Callable[[str], Any]) -> Answer:
+        decided = criterion(resolve)
+        if decided is None:
+            return None
+        return then(resolve) if decided == [True] else otherwise(resolve)
+    return answer
+
+
 def _not(run: _Run) -> _Run:
     def answer(resolve: Callable[[str], Any]) -> Answer:
         got = run(resolve)
@@ -554,13 +603,15 @@ class Definitions:
 
     def evaluate(self, name: str, values: dict[str, Any], index: ConceptIndex) -> None:
         """Sets values[name], once per call, evaluating first (and only) the facts it turns out to need."""
-        if name not in values:
-            values[name] = self._by_name[name].expression.evaluate(values, index, self.resolver(values, index))
+        self.resolver(values, index)(name)
 
     def resolver(self, values: dict[str, Any], index: ConceptIndex) -> Callable[[str], Any]:
-        """Look a fact up by name in `values`, evaluating a named definition the first time it is asked for."""
+        """Look a fact up by name in `values`, evaluating a named definition the first time it is asked for (and the
+        facts it reads through the same lookup). One per call serves every recommendation of the call."""
+        by_name = self._by_name
+
         def resolve(name: str) -> Any:
             if name not in values:
-                self.evaluate(name, values, index)
+                values[name] = by_name[name].expression.evaluate(values, index, resolve)
             return values[name]
         return resolve

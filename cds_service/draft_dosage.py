@@ -1,11 +1,14 @@
 """A draft order's dose and schedule, read as EHRs write them, and never read further than they say.
 
 A 10-fold error is caught only when the dose is read, so the common ways of writing one are read: a dose in g, mg or
-kg, per kg (g/kg, mg/kg) or per kg per day (g/kg/d, mg/kg/d); a frequency per period of minutes, hours, days or weeks;
-a course length as a duration (a UCUM code, or when there is none the unit words d, day, days, wk, week, weeks), a
-count of doses, or start and end dates (with or without times). What is ambiguous is not guessed: a dose in mL (the
-grams a mL holds depend on the product), a range, an amount that is not positive, a schedule that gives no whole
-number of doses a day. The draft then says in words what could not be read, so a card can tell the pharmacist.
+kg, per kg (g/kg, mg/kg) or per kg per day (g/kg/d, mg/kg/d); a frequency per period of minutes, hours, days or weeks
+(without them, the times of day listed, or the timing's abbreviation: BID, Q12H); a course length as a duration (a
+UCUM code, or when there is none the unit words d, day, days, wk, week, weeks), a count of doses, or start and end
+dates (with or without times). A unit code counts only in UCUM's system; beside an EHR's own code ("GM"), the unit
+word says the unit. Every dosage instruction that states a dose is a part of the course, and a dose written both in g
+and per kg is read by the larger. What is ambiguous is not guessed: a dose in mL (the grams a mL holds depend on the
+product), a range, an amount that is not positive, a schedule that gives no whole number of doses a day or is a code
+the service does not read. The draft then says in words what could not be read, so a card can tell the pharmacist.
 
 Maintenance: a draft that repeats its dose at intervals of MAINTENANCE_INTERVAL_DAYS or more is a maintenance schedule
 (the guideline's typical maintenance regimens are 1 g/kg every 2–4 weeks or 2 g/kg every 4–8 weeks). Its course, the
@@ -15,13 +18,14 @@ often it repeats is stated, but the treatments of months are never added up into
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from .fhirjson import number, obj, objects, text
+from .fhirjson import UCUM, number, obj, objects, text
 
 if TYPE_CHECKING:
     from .regimen import DosingWeight
@@ -35,6 +39,8 @@ _PER_KG = {"g/kg": Decimal(1), "mg/kg": Decimal("0.001")}
 #: doses already per day, as UCUM codes and as the unit words written without a code
 _MASS_PER_DAY = {"g/d": Decimal(1), "mg/d": Decimal("0.001"), "g/day": Decimal(1), "mg/day": Decimal("0.001")}
 _PER_KG_PER_DAY = {"g/kg/d": Decimal(1), "mg/kg/d": Decimal("0.001"), "g/kg/day": Decimal(1), "mg/kg/day": Decimal("0.001")}
+#: unit words EHRs write without a UCUM code (or beside a local one), in lower case, and the UCUM unit each names
+_UNIT_WORDS = {"gm": "g", "gram": "g", "grams": "g", "milligram": "mg", "milligrams": "mg", "gm/kg": "g/kg", "gram/kg": "g/kg"}
 _VOLUMES = {"ml", "l", "dl", "cl", "[foz_us]"}
 #: timing.repeat.periodUnit (FHIR UnitsOfTime) in days; months and years are no fixed number of days
 _PERIOD_DAYS = {"s": Fraction(1, 86400), "min": Fraction(1, 1440), "h": Fraction(1, 24), "d": Fraction(1), "wk": Fraction(7)}
@@ -63,18 +69,18 @@ class DraftDosage:
         return self.daily_grams is not None or self.daily_per_kg is not None
 
     def per_kg_per_day(self, weight: DosingWeight | None) -> Decimal | None:
-        if self.daily_per_kg is not None:
-            return self.daily_per_kg
-        if self.daily_grams is not None and weight is not None:
-            return self.daily_grams / weight.kg
-        return None
+        """The daily dose per kg. An order that writes its dose both in g and per kg (an "ordered" 0.4 g/kg and a
+        "calculated" 28 g) is read by the larger of the two at this weight: when they disagree, one of them is wrong,
+        and the check must see the one that could harm (280 g beside 0.4 g/kg is a 10-fold dose, whichever was meant)."""
+        per_kg = [d for d in (self.daily_per_kg, self.daily_grams / weight.kg if self.daily_grams is not None and weight else None)
+                  if d is not None]
+        return max(per_kg) if per_kg else None
 
     def grams_per_day(self, weight: DosingWeight | None) -> Decimal | None:
-        if self.daily_grams is not None:
-            return self.daily_grams
-        if self.daily_per_kg is not None and weight is not None:
-            return (self.daily_per_kg * weight.kg).quantize(Decimal("0.1"))
-        return None
+        """The daily dose in g; of a dose written both ways, the larger (see per_kg_per_day)."""
+        grams = [g for g in (self.daily_grams, (self.daily_per_kg * weight.kg).quantize(Decimal("0.1"))
+                             if self.daily_per_kg is not None and weight else None) if g is not None]
+        return max(grams) if grams else None
 
 
 @dataclass(frozen=True)
@@ -95,22 +101,29 @@ class _Dose:
     per_day: bool  # the amount is a day's dose, not one administration's
 
 
-def draft_dosage(order: dict[str, Any]) -> DraftDosage:
-    """Daily dose and number of days of a MedicationRequest's first dosage instruction, as far as it says them."""
+def draft_dosages(order: dict[str, Any]) -> tuple[DraftDosage, ...]:
+    """Daily dose and number of days of each part of a MedicationRequest's course, as far as it says them: one per
+    dosage instruction that states a dose (FHIR writes a dose that changes over the course, a loading day then
+    maintenance days, as several instructions), or the first instruction when none does. An instruction that states
+    only a rate, a route or words (an infusion-rate titration) is no part of the amount given."""
     instructions = objects(order.get("dosageInstruction"))
-    if not instructions:
-        return DraftDosage()
-    instruction = instructions[0]
-    repeat = obj(obj(instruction.get("timing")).get("repeat"))
-    schedule = _schedule(repeat)
+    parts = [i for i in instructions if any(k in d for d in objects(i.get("doseAndRate")) for k in ("doseQuantity", "doseRange"))]
+    return tuple(_dosage(i) for i in parts or instructions[:1]) or (DraftDosage(),)
+
+
+def _dosage(instruction: dict[str, Any]) -> DraftDosage:
+    """Daily dose and number of days of one dosage instruction."""
+    timing = obj(instruction.get("timing"))
+    repeat = obj(timing.get("repeat"))
+    schedule = _schedule(repeat, obj(timing.get("code")))
     doses, reasons = _doses(instruction)
     if schedule.reason:
         reasons.append(schedule.reason)
-    daily: dict[bool, Decimal] = {}  # per kg or not -> the daily dose
+    daily: dict[bool, Decimal] = {}  # per kg or not -> the daily dose; of two that differ, the larger (see DraftDosage)
     for dose in doses:
         value = _daily(dose, schedule, reasons)
         if value is not None:
-            daily.setdefault(dose.per_kg, value)
+            daily[dose.per_kg] = max(value, daily.get(dose.per_kg, value))
     if schedule.maintenance:
         treatments = _count(repeat, reasons)
         span = _bounded_days(repeat, reasons)
@@ -144,10 +157,15 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
         if "doseQuantity" not in dose_and_rate:
             if "doseRange" in dose_and_rate:
                 reasons.append("the dose is a range, not one amount")
+            elif rate := _rate(dose_and_rate):
+                reasons.append(f"the order states an infusion rate ({rate}), not a dose: what it gives depends on how long "
+                               "it runs")
             continue
         quantity = obj(dose_and_rate.get("doseQuantity"))
         value = number(quantity.get("value"))
-        code, word = text(quantity.get("code")), text(quantity.get("unit"))
+        # a code means a UCUM unit only in UCUM's system: a local code ("GM" in an EHR's own system) is read by its words
+        code = text(quantity.get("code")) if quantity.get("system") in (UCUM, None) else None
+        word = text(quantity.get("unit"))
         written = f"{_shown(value) if value is not None else quantity.get('value')!s} {code or word or ''}".strip()
         dose = _dose(value, code, word)
         if value is None:
@@ -157,16 +175,33 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
             reasons.append(_unit_reason(written, (code or word or "").lower()))
         elif value <= 0:
             reasons.append(f"the dose ({written}) is not a positive amount")
+        elif code and word and (said := _dose(value, None, word)) is not None and said != dose:
+            reasons.append(f"the dose's unit code ({code}) and its unit as written ({word}) disagree")  # 28 coded g, written mg
         else:
             doses.append(dose)
+    if not doses and not reasons and "maxDosePerPeriod" in instruction:
+        reasons.append("the order states only a maximum dose per period (maxDosePerPeriod), not a dose")
     return doses, reasons
+
+
+def _rate(dose_and_rate: dict) -> str | None:
+    """An infusion rate as written ("100 mL/h"), from rateQuantity or rateRatio; None when there is none."""
+    quantity = obj(dose_and_rate.get("rateQuantity"))
+    if quantity:
+        return f"{quantity.get('value')!s} {text(quantity.get('code')) or text(quantity.get('unit')) or ''}".strip()
+    ratio = obj(dose_and_rate.get("rateRatio"))
+    if ratio:
+        numerator, denominator = obj(ratio.get("numerator")), obj(ratio.get("denominator"))
+        return (f"{numerator.get('value')!s} {text(numerator.get('unit')) or text(numerator.get('code')) or ''} per "
+                f"{denominator.get('value')!s} {text(denominator.get('unit')) or text(denominator.get('code')) or ''}").strip()
+    return None
 
 
 def _dose(value: Decimal | None, code: str | None, word: str | None) -> _Dose | None:
     """The dose in g or g/kg, per administration or per day, from a UCUM code (exact) or, without one, a unit word."""
     if value is None:
         return None
-    unit = code if code else (word or "").strip().lower()
+    unit = code if code else _UNIT_WORDS.get(written := (word or "").strip().lower(), written)
     for table, per_kg, per_day in ((_MASS, False, False), (_PER_KG, True, False),
                                    (_MASS_PER_DAY, False, True), (_PER_KG_PER_DAY, True, True)):
         if unit in table:
@@ -183,15 +218,27 @@ def _unit_reason(written: str, unit: str) -> str:
     return f"the dose is in {unit} ({written}), not in g, mg or g/kg"
 
 
-def _schedule(repeat: dict) -> _Schedule:
-    """Doses a day from frequency per period; absent both, one dose a day. Periods under a day are read only when they
-    give a whole number of doses a day or a whole number of days between doses (every 12 h, every 48 h; not every 5 h)."""
+def _schedule(repeat: dict, code: dict) -> _Schedule:
+    """Doses a day from frequency per period. Absent both, the times of day the repeat lists (timeOfDay, when: two are
+    twice a day), else the timing's code (BID is twice a day: an abbreviation of HL7's timing-abbreviation ValueSet),
+    else one dose a day; a code the service does not read makes the schedule unreadable rather than once a day.
+    Periods under a day are read only when they give a whole number of doses a day or a whole number of days between
+    doses (every 12 h, every 48 h; not every 5 h)."""
     if "frequencyMax" in repeat or "periodMax" in repeat:
         return _Schedule(None, None, "the schedule is a range (frequencyMax or periodMax)")
     frequency = number(repeat.get("frequency", 1))
     if "period" not in repeat and "periodUnit" not in repeat:
         period: Decimal | None = Decimal(1)
         unit: str | None = "d"
+        times = len(set(_strings(repeat.get("timeOfDay"))) | set(_strings(repeat.get("when"))))
+        if "frequency" not in repeat and times > 1:
+            frequency = Decimal(times)
+        elif "frequency" not in repeat and code:
+            abbreviation = _abbreviation(code)
+            if abbreviation is None:
+                written = text(code.get("text")) or " ".join(str(c.get("code")) for c in objects(code.get("coding")))
+                return _Schedule(None, None, f"the schedule is a code ({written}) without a frequency and period the service reads")
+            frequency, period, unit = abbreviation
     else:
         period, unit = number(repeat.get("period")), text(repeat.get("periodUnit"))
     if frequency is None or frequency <= 0 or frequency != frequency.to_integral_value():
@@ -205,6 +252,30 @@ def _schedule(repeat: dict) -> _Schedule:
     if (period_days < 1 and per_day.denominator != 1) or (period_days > 1 and unit in ("s", "min", "h") and interval.denominator != 1):
         return _Schedule(None, None, f"{_shown(frequency)} dose(s) every {_shown(period)} {unit} is no whole number of doses a day")
     return _Schedule(per_day, interval)
+
+
+#: HL7 timing-abbreviation codes (v3 GTSAbbreviation) as frequency, period and period unit; Q<n>H and Q<n>D by pattern
+_ABBREVIATIONS = {"QD": (1, 1, "d"), "AM": (1, 1, "d"), "PM": (1, 1, "d"), "BID": (2, 1, "d"), "TID": (3, 1, "d"),
+                  "QID": (4, 1, "d"), "QOD": (1, 2, "d"),
+                  # the same in the words EHRs put in the code's text
+                  "DAILY": (1, 1, "d"), "ONCE DAILY": (1, 1, "d"), "TWICE DAILY": (2, 1, "d"), "THREE TIMES DAILY": (3, 1, "d")}
+_EVERY_N = re.compile(r"Q(\d{1,3})([HD])")
+
+
+def _abbreviation(code: dict) -> tuple[Decimal, Decimal, str] | None:
+    """Frequency, period and unit of a timing code: a coding's code, or its text when that is an abbreviation ("BID")."""
+    for written in [*(text(c.get("code")) for c in objects(code.get("coding"))), text(code.get("text"))]:
+        abbreviation = (written or "").strip().upper()
+        if abbreviation in _ABBREVIATIONS:
+            frequency, period, unit = _ABBREVIATIONS[abbreviation]
+            return Decimal(frequency), Decimal(period), unit
+        if every := _EVERY_N.fullmatch(abbreviation):
+            return Decimal(1), Decimal(every.group(1)), every.group(2).lower()
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _course_days(repeat: dict, schedule: _Schedule, reasons: list[str]) -> int | None:
@@ -239,7 +310,8 @@ def _bounded_days(repeat: dict, reasons: list[str]) -> int | None:
     if "boundsDuration" in repeat:
         bounds = obj(repeat.get("boundsDuration"))
         value = number(bounds.get("value"))
-        code, word = text(bounds.get("code")), text(bounds.get("unit"))
+        code = text(bounds.get("code")) if bounds.get("system") in (UCUM, None) else None  # a local code: its words decide
+        word = text(bounds.get("unit"))
         per = _DURATION_CODES.get(code) if code else _DURATION_WORDS.get((word or "").strip().lower())
         written = f"{_shown(value) if value is not None else bounds.get('value')!s} {code or word or ''}".strip()
         if value is None or per is None:

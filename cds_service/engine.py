@@ -6,7 +6,7 @@ disease; diseases are ValueSets and FHIRPath conditions in the knowledge base.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from .body_weight import latest_dosing_weight
-from .draft_dosage import draft_dosage
+from .draft_dosage import draft_dosages
 from .fhirjson import element, obj, objects
 from .inputs import PatientFacts, named_inputs
 from .knowledge import KnowledgeBase
@@ -97,8 +97,10 @@ def prepare(
     `kinds`: the selected orders' kinds, when the caller has them already (one per order, in order).
 
     Two IVIG drafts signed together are one patient's course, so they are checked by their sum and offered one
-    regimen, never one each. A recorded weight outside the plausible range is no weight: every fact and card then
-    reads as if none were on record, with the reason."""
+    regimen, never one each; at order-select, the session's other IVIG drafts (context, per the hook) are part of the
+    selected order's course too: a course split over two drafts is not "50 % below" when one of them is selected.
+    A recorded weight outside the plausible range is no weight: every fact and card then reads as if none were on
+    record, with the reason."""
     age = facts.age_years(today)
     index = ConceptIndex(knowledge.terminology)
     weight, weight_note = latest_dosing_weight(
@@ -109,12 +111,16 @@ def prepare(
     rules = knowledge.order_rules
     pairs = list(zip(selected_orders, kinds if kinds is not None else [rules.kind(o) for o in selected_orders], strict=True))
     ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.IVIG)
+    if ivig_orders and hook == "order-select":  # the session's other IVIG drafts are the same course: context, counted
+        selected = {id(o) for o in selected_orders}
+        ivig_orders += tuple(o for o in draft_orders if id(o) not in selected and rules.kind(o) is OrderKind.IVIG)
     route_undetermined = not ivig_orders
     if route_undetermined:
         ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
     if not ivig_orders:
         return None
-    course = Course(tuple(draft_dosage(o) for o in ivig_orders), heaviest_kg=policy.heaviest_plausible_kg)
+    course = Course(tuple(d for o in ivig_orders for d in draft_dosages(o)), heaviest_kg=policy.heaviest_plausible_kg,
+                    orders=len(ivig_orders))
     mine = {id(o) for o in ivig_orders}
     inputs = named_inputs(
         facts,
@@ -148,15 +154,16 @@ def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
     candidates = knowledge.candidates(hook, diagnoses)
     if call.route_undetermined:
         candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
+    resolve = knowledge.definitions.resolver(call.inputs, call.index)  # each named fact once, for every recommendation
     findings: list[Finding] = []
     for rec in candidates:
-        if not rec.applies(call.inputs, knowledge.definitions, call.index):
+        if not rec.applies(call.inputs, call.index, resolve):
             continue
         comparison = compare(call.course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
         evidence, missing = _evidence(knowledge, rec, call)
         findings.append(Finding(rec, call.orders, call.course, comparison, facts, standing, evidence, missing, age,
                                 knowledge.highest_course_total_per_kg, broader_codes=_broader_codes(knowledge, rec, evidence)))
-    findings = _decided(knowledge, findings, call, hook)
+    findings = _decided(knowledge, findings, call, hook, resolve)
     return [f for f in findings if _worth_saying_at_signing(f)] if hook == "order-sign" else findings
 
 
@@ -169,7 +176,8 @@ def _worth_saying_at_signing(finding: Finding) -> bool:
             or any(_worth_saying_at_signing(a) for a in finding.alternatives))
 
 
-def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook: str) -> list[Finding]:
+def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook: str,
+             resolve: Callable[[str], Any]) -> list[Finding]:
     """Where two or more of the recommendations a decision stands for apply, the record cannot tell which one does
     (the purpose of the order, the severity): one finding states them all, in place of theirs. Cards that contradict
     each other would leave the clinician to find out what decides; the decision says it."""
@@ -177,7 +185,7 @@ def _decided(knowledge: KnowledgeBase, findings: list[Finding], call: Call, hook
         chosen = [f for f in findings if f.recommendation.action_id in decision.alternatives]
         if hook not in decision.hooks or len(chosen) < 2:
             continue
-        if not decision.applies(call.inputs, knowledge.definitions, call.index):
+        if not decision.applies(call.inputs, call.index, resolve):
             continue
         mine = {id(f) for f in chosen}
         evidence = {id(r): r for f in chosen for r in f.evidence}
@@ -193,12 +201,16 @@ def _broader_codes(knowledge: KnowledgeBase, rec: Recommendation, evidence: tupl
     """The notes of the broader codes the recommendation's diagnoses rest on: a diagnosis counts only when every
     coding that puts it in a ValueSet the recommendation reads is broader than that ValueSet's disease."""
     terminology = knowledge.terminology
+    # only a ValueSet with a broader code among its members can give a note: for the others there is nothing to look up
+    urls = [url for url in dict.fromkeys(rec.watched_valuesets + tuple(sorted(rec.indications))) if terminology.has_broader_codes(url)]
+    if not urls:
+        return ()
     notes: dict[str, None] = {}
     for resource in evidence:
         if resource.get("resourceType") != "Condition":
             continue
         codings = list(objects(obj(resource.get("code")).get("coding")))
-        for url in dict.fromkeys(rec.watched_valuesets + tuple(sorted(rec.indications))):
+        for url in urls:
             found = [(c, terminology.broader_note(c, url)) for c in codings if terminology.member_of(c, url)]
             if found and all(note for _, note in found):
                 notes.update(dict.fromkeys(note for _, note in found if note))

@@ -13,6 +13,8 @@ and an empty condition does not apply. We never fill a gap with a guess.
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -23,6 +25,7 @@ from .fhirjson import code_of, instant, objects, recorded_at, text
 from .fhirjson import element as fhir_element
 from .readable import unreadable, without_times
 from .regimen import Course, DosingWeight
+from .subject import about_another_patient
 from .terminology import ConceptIndex
 
 #: the data requirement (prefetch key) that holds body weights: weights and lab results are both Observations
@@ -41,14 +44,19 @@ MAX_AGE_YEARS = 125
 
 _UNCONFIRMED = {"unconfirmed", "provisional", "differential"}
 _NOT_A_DIAGNOSIS = {"refuted", "entered-in-error"} | _UNCONFIRMED
-_ACTIVE = {"active", "recurrence", "relapse"}
+#: clinical statuses of a diagnosis the patient has now. "remission" is one: FHIR R4 defines it as no symptoms now with a
+#: risk of their return, which is what a CIDP, MMN or MG kept in remission by maintenance IVIG is; the guideline's
+#: maintenance advice is for exactly those patients (inactive and resolved are not)
+_ACTIVE = {"active", "recurrence", "relapse", "remission"}
 #: Condition categories (or none) under which FHIR R4 lets a diagnosis go without a clinicalStatus (con-3 requires one
 #: on the problem list only): an encounter's diagnosis is current for that encounter unless it says it has abated
 _ENCOUNTER_DIAGNOSIS = "encounter-diagnosis"
 _ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString")
 #: the instant of an undated record: it sorts after every dated one
 _UNDATED = datetime.min.replace(tzinfo=UTC)
-_RESULT_STATUSES = {"final", "amended", "corrected"}
+#: Observation statuses of what was never a measurement of this patient: not on record at all
+_NOT_RECORDED = ("entered-in-error", "cancelled")
+RESULT_STATUSES = {"final", "amended", "corrected"}  # an Observation that is a result to act on
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,8 @@ class PatientFacts:
     condition_history: list[dict] = field(default_factory=list)
     #: current diagnoses recorded as unconfirmed, provisional or differential: not diagnoses yet, but not "nothing" either
     unconfirmed_conditions: list[dict] = field(default_factory=list)
-    #: the body-weight requirement's results, newest first; engine.prepare picks the dosing weight from them, since
-    #: which codes are body weights is the knowledge's to say
+    #: the body-weight requirement's records, newest first, final or not (preliminary: body_weight says why it is not
+    #: used); engine.prepare picks the dosing weight from them, since which codes are body weights is the knowledge's
     weight_records: list[dict] = field(default_factory=list)
     weight: DosingWeight | None = None
     weight_note: str | None = "No body weight is on record."  # why there is no usable weight
@@ -76,25 +84,29 @@ class PatientFacts:
 
     def age_years(self, today: date) -> int | None:
         """Whole years at today; None when the birth date is missing, unreadable, in the future or more than
-        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one)."""
-        born = _date((self.patient or {}).get("birthDate"))
+        MAX_AGE_YEARS ago (a typing error, not an age: we never guess one). A birth date FHIR gives only to the year
+        or month ("2016", "2016-05") counts from its last possible day: the youngest the patient can be, so a child
+        is never taken for an adult (an 18-year-old may be taken for 17)."""
+        birth = (self.patient or {}).get("birthDate")
+        born = _date(birth) or _last_possible_day(birth, today)
         if born is None or born > today:
             return None
         age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
         return age if age <= MAX_AGE_YEARS else None
 
 
-def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
+def facts_from(prefetch: Mapping[str, Any], patient_id: str | None = None) -> PatientFacts:
     """Sort prefetch results into facts by resource type, whatever key brought them; the body weights are read from
     their own key (WEIGHT_REQUIREMENT), since weights and lab results are both Observations.
 
     Each fact holds the records its status rules admit and the service can read; a record it would admit but cannot
-    read (readable.py) is left out of every fact and kept, with the reason, in `unreadable`. Each record is read once
-    (its status, whether it can be read), however many facts it goes into: a long record is read in one pass."""
+    read (readable.py) is left out of every fact and kept, with the reason, in `unreadable`. A record about another
+    patient than `patient_id` (subject.py) is no fact at all: it is dropped before anything reads it. Each record is
+    read once (its status, whether it can be read), however many facts it goes into: a long record is read in one pass."""
     by_type: dict[str, list[dict]] = {}
     for key, value in prefetch.items():
         if key != WEIGHT_REQUIREMENT:
-            for resource in _resources(value):
+            for resource in _resources(value, patient_id):
                 by_type.setdefault(resource["resourceType"], []).append(resource)
     left_out: dict[int, tuple[dict, str]] = {}
     faults: dict[int, str | None] = {}  # by identity: every record lives as long as the call
@@ -120,7 +132,8 @@ def facts_from(prefetch: Mapping[str, Any]) -> PatientFacts:
     diagnoses = [(c, current) for c, current, verification in conditions if verification not in _NOT_A_DIAGNOSIS]
     medication_requests = by_type.get("MedicationRequest", [])
     procedures = by_type.get("Procedure", [])
-    weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT)) if r["resourceType"] == "Observation" and _is_result(r))
+    weights = newest_first(r for r in _resources(prefetch.get(WEIGHT_REQUIREMENT), patient_id)
+                           if r["resourceType"] == "Observation" and r.get("status") not in _NOT_RECORDED)
     patients = by_type.get("Patient", [])
     return PatientFacts(
         patient=patients[0] if patients else None,
@@ -228,18 +241,19 @@ def _labelled(record: dict, why: str) -> dict:
     return {**record, element: {**concept, named_by: f"{name}, left out: {why}"}}
 
 
-def _resources(value: Any) -> list[dict]:
-    """The resources in a searchset Bundle (or a single resource); OperationOutcomes are dropped."""
+def _resources(value: Any, patient_id: str | None) -> list[dict]:
+    """The resources in a searchset Bundle (or a single resource); OperationOutcomes and records about another patient
+    than `patient_id` are dropped."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         return []
     if value["resourceType"] != "Bundle":
-        return [] if value["resourceType"] == "OperationOutcome" else [value]
+        return [] if value["resourceType"] == "OperationOutcome" or about_another_patient(value, patient_id) else [value]
     entries: list = value["entry"] if isinstance(value.get("entry"), list) else []
     return [
         e["resource"]
         for e in entries
         if isinstance(e, dict) and isinstance(e.get("resource"), dict) and isinstance(e["resource"].get("resourceType"), str)
-        and e["resource"]["resourceType"] != "OperationOutcome"
+        and e["resource"]["resourceType"] != "OperationOutcome" and not about_another_patient(e["resource"], patient_id)
     ]
 
 
@@ -248,7 +262,7 @@ def _verification(condition: dict) -> str | None:
 
 
 def _is_current(condition: dict) -> bool:
-    """Clinically current: active, recurrence or relapse; or, with no clinicalStatus, an encounter diagnosis (or a
+    """Clinically current: active, recurrence, relapse or remission; or, with no clinicalStatus, an encounter diagnosis (or a
     diagnosis with no category) that does not say it has abated."""
     if condition.get("clinicalStatus") is not None:
         return code_of(condition, "clinicalStatus") in _ACTIVE
@@ -260,7 +274,17 @@ def _is_current(condition: dict) -> bool:
 
 
 def _is_result(observation: dict) -> bool:
-    return text(observation.get("status")) in _RESULT_STATUSES
+    return text(observation.get("status")) in RESULT_STATUSES
+
+
+def _last_possible_day(value: Any, today: date) -> date | None:
+    """The last day a FHIR date known only to the year or the month can be (not after today); None otherwise."""
+    match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match[2] or 12) <= 12:
+        return None
+    year, month = int(match[1]), int(match[2] or 12)
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    return min(last, today) if date(year, month, 1) <= today else last
 
 
 def _date(value: Any) -> date | None:

@@ -78,6 +78,7 @@ class KnowledgeBase:
         self._position = {id(r): i for i, r in enumerate(self.recommendations)}  # definition order
         self._by_indication: dict[str, list[Recommendation]] = defaultdict(list)
         self._always: list[Recommendation] = []
+        self._candidates: dict[tuple[str, frozenset[str]], tuple[Recommendation, ...]] = {}  # see candidates()
         #: the diagnosis ValueSets some recommendation is for: a patient with none of them is outside the guideline
         self.indications = frozenset(url for rec in self.recommendations for url in rec.indications)
         #: the actions that stand for several recommendations, in definition order (the engine applies them last)
@@ -106,10 +107,18 @@ class KnowledgeBase:
         return (self.definition(url) or {}).get("title", url)
 
     def candidates(self, hook: str, diagnosis_valuesets: Iterable[str]) -> list[Recommendation]:
-        """Recommendations that could apply to a patient with these diagnoses, in definition order."""
-        found = {id(r): r for url in diagnosis_valuesets for r in self._by_indication.get(url, ())}
-        found.update({id(r): r for r in self._always})
-        return sorted((r for r in found.values() if hook in r.hooks), key=lambda r: self._position[id(r)])
+        """Recommendations that could apply to a patient with these diagnoses, in definition order. Remembered by hook
+        and indication: patients bring the same few diagnoses call after call."""
+        key = (hook, frozenset(url for url in diagnosis_valuesets if url in self._by_indication))
+        known = self._candidates.get(key)
+        if known is None:
+            found = {id(r): r for url in key[1] for r in self._by_indication[url]}
+            found.update({id(r): r for r in self._always})
+            known = tuple(sorted((r for r in found.values() if hook in r.hooks), key=lambda r: self._position[id(r)]))
+            if len(self._candidates) >= 4096:  # bounded: a record may hold any combination of the indications
+                self._candidates.clear()
+            self._candidates[key] = known
+        return list(known)
 
 
 #: knowledge already loaded in this process, by its files' fingerprint: a process that builds several apps from the same

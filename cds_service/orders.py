@@ -8,13 +8,18 @@ names a member, since many EHRs send local codes with text only.
 | role | an order whose medication (or route) is in the set ... |
 |---|---|
 | never-ivig | is not IVIG, whatever else it says (hyperimmune globulins, subcutaneous products); this wins |
-| ivig | is IVIG unless its route is extravascular (products licensed for intravenous use only) |
+| ivig | is IVIG unless a route is given that is not intravenous (products licensed for intravenous use only) |
 | ivig-by-route | is IVIG only when its route is intravenous; with no route, the route decides (dual-route products) |
 | intravenous-route | has an intravenous route |
 | extravascular-route | has a subcutaneous or intramuscular route |
 
 The route is read from the dosage's coded route, its text, and the words of the medication's name ("Immune
-globulin intravenous"). A route both intravenous and extravascular is no route we can rely on: the route decides.
+globulin intravenous"). A subcutaneous or intramuscular route makes the order no IVIG. Any other route the order
+states (oral, intrathecal, inhaled: words, or a code of a system the intravenous routes are coded in) makes no IVIG
+either, but it is no other product: the immunoglobulin is ordered by a route it is not given by, so the route decides
+and one card asks for the route, at both hooks. So do routes that contradict each other (intravenous and
+subcutaneous, or intravenous in one instruction and oral in another). A route written only as a local code without
+words says nothing: the product decides.
 """
 
 from __future__ import annotations
@@ -32,12 +37,15 @@ ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
 #: each role an ivig-order-role extension may give, and what it means (the review document shows these words)
 ROLES = {
     "never-ivig": "never IVIG, whatever the route (checked first)",
-    "ivig": "IVIG, unless the route is subcutaneous or intramuscular",
+    "ivig": "IVIG, unless a route is given that is not intravenous (subcutaneous or intramuscular: no IVIG; any other: the route decides)",
     "ivig-by-route": "IVIG only when the route is intravenous; with no route, one card says the route decides and no dose is offered",
     "intravenous-route": "route: intravenous",
     "extravascular-route": "route: subcutaneous or intramuscular",
 }
 _MEDICATION_RECORDS = ("MedicationRequest", "MedicationAdministration")
+#: words of a route that name no route ("Infusion", "Injection", "Parenteral"): a route in these words alone is no
+#: route other than intravenous, so the product decides (an intravenous-only product "by infusion" stays IVIG)
+_NEUTRAL_ROUTE_WORDS = re.compile(r"\b(?:infusion|injection|inj|parenteral|route|use|administration|of)\b", re.IGNORECASE)
 
 
 class OrderKind(Enum):
@@ -55,7 +63,7 @@ class OrderRules:
         self._valuesets: dict[str, set[str]] = {role: set() for role in ROLES}
         self._patterns: dict[str, list[re.Pattern[str]]] = {role: [] for role in ROLES}
         self._example: dict | None = None
-        self._named_memo: dict[str, frozenset[str]] = {}  # a medication's name -> the roles whose text patterns name it
+        self._route_systems: set[str] = set()  # the code systems intravenous routes are coded in: a route in them is stated
         for valueset in valuesets:
             extensions = {e.get("url"): e for e in objects(valueset.get("extension"))}
             role = text(extensions.get(ORDER_ROLE, {}).get("valueCode"))
@@ -67,6 +75,9 @@ class OrderRules:
             pattern = text_pattern(valueset)
             if pattern is not None:
                 self._patterns[role].append(pattern)
+            if role == "intravenous-route":
+                contains = objects(obj(valueset.get("expansion")).get("contains"))
+                self._route_systems |= {c["system"] for c in contains if text(c.get("system"))}
             if role == "ivig" and self._example is None and valueset.get("expansion", {}).get("contains"):
                 self._example = dict(valueset["expansion"]["contains"][0])
         if self._example is None:
@@ -81,43 +92,48 @@ class OrderRules:
         """IVIG, ROUTE_DECIDES or OTHER, for a MedicationRequest (a draft or an earlier course) or MedicationAdministration."""
         if not isinstance(order, Mapping) or order.get("resourceType") not in _MEDICATION_RECORDS:
             return OrderKind.OTHER
-        concept = medication_concept(order)
-        if concept is None:
+        concepts = medication_concepts(order)
+        if not concepts:
             return OrderKind.OTHER
-        name = " ".join(_texts(concept))
-        coded = self._terminology.concept_valuesets(concept)
-        named = self._named_by(name)
+        # the words are matched joined, as one name (a pattern may span a text and a display); the terminology
+        # remembers which ValueSets' patterns a text matches, so a product's name is searched once per process
+        name = " ".join(t for concept in concepts for t in _texts(concept))
+        coded = self._terminology.codings_in(concepts) | self._terminology.named_by(name)
 
         def product(role: str) -> bool:
-            return bool(coded & self._valuesets[role]) or role in named
+            return bool(coded & self._valuesets[role])
 
         if product("never-ivig"):
             return OrderKind.OTHER
         licensed_iv_only = product("ivig")
         if not licensed_iv_only and not product("ivig-by-route"):
             return OrderKind.OTHER
-        routes = [obj(i.get("route")) for i in _instructions(order)]
-        route_coded = self._terminology.codings_in(routes)
-        route_words = " ".join([name, *(t for i in _instructions(order) for t in _instruction_texts(i))])
+        instructions = _instructions(order)
+        routes = [obj(i.get("route")) for i in instructions]
+        route_words = " ".join([name, *(t for i in instructions for t in _instruction_texts(i))])
+        route_coded = (self._terminology.codings_in(routes)
+                       | self._terminology.named_by(route_words))
 
         def route(role: str) -> bool:
-            return bool(route_coded & self._valuesets[role]) or any(p.search(route_words) for p in self._patterns[role])
+            return bool(route_coded & self._valuesets[role])
 
         intravenous, extravascular = route("intravenous-route"), route("extravascular-route")
         if extravascular:
-            return OrderKind.ROUTE_DECIDES if intravenous else OrderKind.OTHER
+            return OrderKind.ROUTE_DECIDES if intravenous or any(self._other_route(r) for r in routes) else OrderKind.OTHER
+        if any(self._other_route(r) for r in routes):
+            return OrderKind.ROUTE_DECIDES
         return OrderKind.IVIG if intravenous or licensed_iv_only else OrderKind.ROUTE_DECIDES
 
-    def _named_by(self, name: str) -> frozenset[str]:
-        """The roles whose text patterns this medication's name matches. Remembered: a record names the same few products
-        again and again (a long one in hundreds of orders), and searching every pattern costs more than all else here."""
-        found = self._named_memo.get(name)
-        if found is None:
-            found = frozenset(role for role, patterns in self._patterns.items() if any(p.search(name) for p in patterns))
-            if len(self._named_memo) > 100_000:  # bounded: EHR data can carry any number of distinct names
-                self._named_memo.clear()
-            self._named_memo[name] = found
-        return found
+    def _other_route(self, route: Mapping[str, Any]) -> bool:
+        """Does a dosage's route state a route (in words, or coded in a route code system we know) that is neither
+        intravenous nor subcutaneous or intramuscular?"""
+        words = " ".join(_texts(route))
+        named = _NEUTRAL_ROUTE_WORDS.sub("", words).strip(" .,;:-/()")
+        stated = bool(named) or any(c.get("system") in self._route_systems and text(c.get("code")) for c in objects(route.get("coding")))
+        if not stated:
+            return False
+        coded = self._terminology.codings_in(route) | self._terminology.named_by(words)
+        return not coded & (self._valuesets["intravenous-route"] | self._valuesets["extravascular-route"])
 
     def is_ivig(self, order: Any) -> bool:
         return self.kind(order) is OrderKind.IVIG
@@ -127,19 +143,23 @@ class OrderRules:
         return [(role, sorted(self._valuesets[role]), [p.pattern for p in self._patterns[role]]) for role in ROLES]
 
 
-def medication_concept(order: Mapping[str, Any]) -> dict | None:
-    """The CodeableConcept naming a MedicationRequest's medication, through a contained Medication if need be."""
+def medication_concepts(order: Mapping[str, Any]) -> list[dict]:
+    """The CodeableConcepts naming a MedicationRequest's medication: its medicationCodeableConcept; or, through a
+    contained Medication, that Medication's code and each ingredient's item, since a pharmacy's compounded or local
+    product is often named only by its ingredients ("IG compound": immunoglobulin G; "Immune globulin 1500 IU":
+    Rho(D) immune globulin); or the display of a Medication reference. Empty when nothing names it."""
     concept = order.get("medicationCodeableConcept")
     if isinstance(concept, dict):
-        return concept
+        return [concept]
     reference = obj(order.get("medicationReference"))
     target = text(reference.get("reference")) or ""
     if target.startswith("#"):
         for contained in objects(order.get("contained")):
             if contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
-                return obj(contained.get("code")) or None
+                named = [obj(contained.get("code")), *(obj(i.get("itemCodeableConcept")) for i in objects(contained.get("ingredient")))]
+                return [c for c in named if c]
     display = text(reference.get("display"))
-    return {"text": display} if display else None
+    return [{"text": display}] if display else []
 
 
 def _texts(concept: Mapping[str, Any]) -> Iterator[str]:

@@ -8,7 +8,6 @@ the facts used, the dose arithmetic, and the regimen as an order to sign.
 
 from __future__ import annotations
 
-import copy
 import html
 import re
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from .engine import Finding
-from .fhirjson import code_of, element, number, obj, objects, recorded_at, reference_of, text
+from .fhirjson import code_of, copied, element, number, obj, objects, recorded_at, reference_of, text
 from .regimen import UCUM, DosingWeight, Regimen, days_text, describe_all, fmt, magnitude
 from .suggestion import suggested_order
 
@@ -216,8 +215,10 @@ def _course_summary(finding: Finding) -> str | None:
 #: edge), code, strike-through, a link or image (]( or ][ after a [), and what GitHub Flavored Markdown turns into a
 #: link by itself (a URL scheme, "www."). Headings, quotes, lists and tables need a line of their own, and a line
 #: break is never kept; HTML is escaped with the whole line.
-_MARKDOWN = re.compile(r"[\\`*~]|(?<!\w)_|_(?!\w)|\](?=[(\[])|!(?=\[)")
-_AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp)(?=://)|\bwww(?=\.)")
+#: (Each alternative starts with its character, and a lookbehind after an underscore says what the one before it is:
+#: the regular expression engine then skips to the few characters that can start a match, at a third of the cost.)
+_MARKDOWN = re.compile(r"[\\`*~]|_(?<!\w_)|_(?!\w)|\](?=[(\[])|!(?=\[)")
+_AUTOLINK = re.compile(r"(?i)(?<!\w)(?:https?(?=://)|ftp(?=://)|www(?=\.))")
 
 
 def ehr_text(text: str) -> str:
@@ -263,7 +264,7 @@ def _patient_facts(finding: Finding) -> list[str]:
     facts += [_describe(r) for r in finding.evidence]
     facts += [f"Coded only as {note}" for note in finding.broader_codes]
     facts += [f"{title}: no result on record" for title in finding.not_on_record]
-    return facts
+    return list(dict.fromkeys(facts))  # a diagnosis listed as on record and as evidence is said once
 
 
 def _describe(resource: dict) -> str:
@@ -281,7 +282,8 @@ def _describe(resource: dict) -> str:
         verification = code_of(resource, "verificationStatus")
         if verification and verification != "confirmed":  # an unconfirmed, provisional or differential diagnosis says so
             clinical += f", {verification}"
-        return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]})" if onset else ")")
+        uncoded = "" if objects(obj(resource.get("code")).get("coding")) else "; in words only, with no code: not read"
+        return f"Diagnosis: {_name(resource.get('code'))} ({clinical}" + (f", since {onset[:10]}" if onset else "") + f"{uncoded})"
     if kind == "MedicationRequest":
         return f"Medication: {_name(element(resource, 'medication'))} ({status or 'status not stated'}, {_when(resource)})"
     if kind == "MedicationAdministration":
@@ -338,7 +340,7 @@ def _proposal(draft: dict, removes: tuple[str, ...], regimen: Regimen, weight: D
                 "boundsDuration": {"value": regimen.days, "unit": "d", "system": UCUM, "code": "d"},
             }
         },
-        "route": copy.deepcopy(dict(regimen.route or {})),
+        "route": copied(dict(regimen.route or {})),
         "doseAndRate": [
             {
                 "type": {"coding": [{"system": DOSE_RATE_TYPE, "code": "calculated", "display": "Calculated"}]},

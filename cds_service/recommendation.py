@@ -5,10 +5,11 @@ knowledge.py loads and validates the files into these; this module holds no know
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .definitions import Definitions, Expression
+from .definitions import Expression
 from .errors import ServiceError
 from .regimen import Regimen
 from .terminology import ConceptIndex
@@ -62,14 +63,13 @@ class Recommendation:
     def level_text(self) -> str:
         return self.level.get("display", self.level["code"])
 
-    def applies(self, values: dict[str, Any], definitions: Definitions, index: ConceptIndex) -> bool:
+    def applies(self, values: dict[str, Any], index: ConceptIndex, resolve: Callable[[str], Any]) -> bool:
         """All applicability conditions true (an empty or non-boolean result is false), checked in order; the named
-        facts are evaluated when a condition first needs them, once per call (`values` keeps them), and not at all when
-        an earlier condition fails or the logic is decided without them.
+        facts are evaluated when a condition first needs them (`resolve`, Definitions.resolver of the call's `values`),
+        once per call, and not at all when an earlier condition fails or the logic is decided without them.
 
         A condition that cannot be evaluated on this patient's data (a boolean where a date belongs,
         text where a number does) is an answer we cannot give: UnreadableData, never a guess."""
-        resolve = definitions.resolver(values, index)
         try:
             return all(condition.expression.evaluate(values, index, resolve) == [True] for condition in self.conditions)
         except Exception as exc:  # fhirpathpy raises bare Exceptions for type errors in the data

@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from .draft_dosage import DraftDosage
+from .fhirjson import UCUM
 
-UCUM = "http://unitsofmeasure.org"
 POUND_IN_KG = Decimal("0.45359237")
 
 
@@ -184,6 +184,8 @@ class Course:
     drafts: tuple[DraftDosage, ...]
     #: the heaviest plausible body weight (DosePolicy): without a usable weight, grams still give a least dose per kg
     heaviest_kg: Decimal | None = None
+    #: how many orders the drafts come from: an order whose dose changes over the course is one draft per instruction
+    orders: int = 1
 
     @property
     def single(self) -> DraftDosage | None:
@@ -246,11 +248,19 @@ class Course:
         totals = _either_or_both(total_per_kg, "g/kg", total_grams, "g")
         draft = self.single
         if draft is None:
-            return f"The {len(self.drafts)} IVIG draft orders together give {totals} in total"
+            return f"The {self._parts()} together give {totals} in total"
         if draft.every_days is not None:
             return f"The draft order gives {totals} {_repeats(draft)}: a maintenance schedule, whose course is one treatment"
         daily = _either_or_both(draft.per_kg_per_day(weight), "g/kg/day", draft.grams_per_day(weight), "g/day")
         return f"The draft order gives {daily} for {days_text(draft.days or 0)}, {totals} in total"
+
+    def _parts(self) -> str:
+        """What the drafts are: "2 IVIG draft orders", "draft order's 2 dosage instructions"."""
+        if self.orders == len(self.drafts):
+            return f"{self.orders} IVIG draft orders"
+        if self.orders == 1:
+            return f"draft order's {len(self.drafts)} dosage instructions"
+        return f"{self.orders} IVIG draft orders ({len(self.drafts)} dosage instructions)"
 
     def _partly(self, weight: DosingWeight | None) -> str | None:
         """A course that cannot be totalled: the daily dose of a draft that gives no days it can be read for (one day
@@ -365,10 +375,13 @@ def _departure(total: Decimal, per_kg: Decimal | None, days: int | None, regimen
 
 
 def magnitude(ratio: Decimal) -> str:
-    """A ratio as a clinician says it: "about 10 times", "about 2.5 times", "20 % above", "40 % below"."""
+    """A ratio as a clinician says it: "about 10 times", "about 2.5 times", "20 % above", "40 % below", and a 10-fold
+    error the other way "about 1/10 of" (not "90 % below", nor "100 % below" for a 1000-fold one)."""
     if ratio >= Decimal("1.5"):
         shown = f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}".removesuffix(".0")
         return f"about {shown} times"
+    if 0 < ratio < Decimal("0.2"):
+        return f"about 1/{1 / ratio:.0f} of"
     percent = abs(ratio - 1) * 100
     return f"{percent:.0f} % {'above' if ratio > 1 else 'below'}"
 

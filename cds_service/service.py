@@ -20,6 +20,7 @@ from .prefetch import resolve
 from .protocol import HookRequest, parse_hook_request
 from .recording import CardRecorder
 from .store import Store
+from .subject import about_another_patient
 
 
 class CdsService:
@@ -61,7 +62,9 @@ class CdsService:
         self.store.record_feedback(feedback.parse(body, service_id, self.recorder.cards, self.settings.limits.max_json_depth))
 
     def answer(self, request: HookRequest, *, today: date | None = None, session: requests.Session | None = None) -> dict:
-        selected = request.selected_orders()
+        # an order for another patient than the context's is no order of this patient's: nothing to say about it here
+        selected = tuple(o for o in request.selected_orders() if not about_another_patient(o, request.patient_id))
+        drafts = tuple(o for o in request.draft_orders if not about_another_patient(o, request.patient_id))
         kinds = [self.knowledge.order_rules.kind(order) for order in selected]  # each order's kind, once per call
         if set(kinds) <= {OrderKind.OTHER}:
             return {"cards": []}  # not our order: no data fetched, nothing said
@@ -80,8 +83,8 @@ class CdsService:
             self.knowledge,
             hook=request.hook,
             selected_orders=selected,
-            draft_orders=request.draft_orders,
-            facts=facts_from(prefetch),
+            draft_orders=drafts,
+            facts=facts_from(prefetch, request.patient_id),
             today=today or date.today(),
             policy=self.settings.dose_policy,
             kinds=kinds,

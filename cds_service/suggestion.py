@@ -5,7 +5,6 @@ would contradict the course (supply, repeats, substitution)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any, cast
 
@@ -13,7 +12,7 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir_core.utils import is_list_type, is_primitive_type
 from pydantic import TypeAdapter
 
-from .fhirjson import obj, objects, text
+from .fhirjson import copied, obj, objects, text
 
 #: what a suggested order keeps from the draft: its identity, its medication and its context. Nothing about supply,
 #: dispensing or substitution is kept, since a draft's 30-day supply or repeats would contradict the course.
@@ -46,10 +45,10 @@ def suggested_order(order: dict, instruction: dict, patient_id: str | None) -> d
     # that is what the R4 model checks, on a resource without the dosage (validating the whole order costs twice).
     bare = {k: v for k, v in resource.items() if k != "dosageInstruction"}
     if _valid({**bare, **kept}):
-        return {**resource, **copy.deepcopy(kept)}
+        return {**resource, **copied(kept)}
     for name, value in kept.items():  # keep each element the model accepts
         if _valid({**bare, name: value}):
-            resource[name] = copy.deepcopy(value)
+            resource[name] = copied(value)
     return resource
 
 
@@ -83,7 +82,7 @@ def _valid_whole(resource: dict) -> bool:
 def _element_valid(name: str, value: Any) -> bool:
     """One element by its type in the R4 model, remembered by its content (a medication's concept comes again and
     again); bounded, since drafts can carry anything."""
-    key = (name, json.dumps(value, sort_keys=True, default=repr))
+    key = (name, _content(value))
     known = _verdicts.get(key)
     if known is None:
         if len(_verdicts) >= _MAX_VERDICTS:
@@ -124,4 +123,6 @@ _ONE_REQUIRED = tuple(
     for group in dict.fromkeys(_extra(name)["one_of_many"] for name in _FIELDS if _extra(name).get("one_of_many_required"))
 )
 _MAX_VERDICTS = 4096
+#: an element's content as text, the same whatever the order of its keys (json.dumps with these options, made once)
+_content = json.JSONEncoder(sort_keys=True, default=repr).encode
 _verdicts: dict[tuple[str, str], bool] = {}

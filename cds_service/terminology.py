@@ -139,7 +139,7 @@ class Terminology:
                 found = self.valuesets_of(coding.get("system"), coding.get("code"))
                 if self._any_words is not None:
                     for words in (value.get("text"), coding.get("display")):
-                        if isinstance(words, str) and (named := self._named_by(words)):
+                        if isinstance(words, str) and (named := self.named_by(words)):
                             found = found | named
                 return found
         return frozenset(self.codings_in(value))
@@ -147,16 +147,41 @@ class Terminology:
     def codings_in(self, value: Any) -> set[str]:
         """ValueSets of a Coding, a CodeableConcept, a Reference, or a list of them: by code, then by words."""
         found: set[str] = set()
-        for coding in _codings(value):
+        codings = _codings(value)
+        for coding in codings:
             found |= self.valuesets_of(coding.get("system"), coding.get("code"))
+        if len(codings) > 1 and not found.isdisjoint(self._broader):
+            found -= self._told_apart(codings)
         if self._any_words is not None:
             for words in _texts(value):
-                found |= self._named_by(words)
+                found |= self.named_by(words)
         return found
 
-    def _named_by(self, words: str) -> frozenset[str]:
+    def _told_apart(self, codings: Sequence[Mapping[str, Any]]) -> set[str]:
+        """The ValueSets a concept is in only through a broader code that another of its codings tells apart.
+
+        A WHO ICD-10 G61.8 sent with SNOMED CT CIDP is a CIDP: G61.8 also files MMN, but the specific coding beside it
+        says which of the diseases the broader code holds this one is. The concept leaves every ValueSet it reaches
+        only through such a broader code when a ValueSet that holds that same code also holds another of its codings as
+        itself. A broader code alone, or beside codings that do not tell (a local code), still counts for each."""
+        placed = [(c, self.valuesets_of(c.get("system"), c.get("code"))) for c in codings]
+        broader_only: dict[str, list[Mapping[str, Any]]] = {}
+        for url in {u for _, urls in placed for u in urls}:
+            holding = [c for c, urls in placed if url in urls]
+            if all(self.broader_note(c, url) is not None for c in holding):
+                broader_only[url] = holding
+        told: set[str] = set()
+        for url, holding in broader_only.items():
+            siblings = {u for c in holding for u in self.valuesets_of(c.get("system"), c.get("code"))} - {url}
+            if any(other in urls and all(c is not h for h in holding) and self.broader_note(c, other) is None
+                   for other in siblings for c, urls in placed):
+                told.add(url)
+        return told
+
+    def named_by(self, words: str) -> frozenset[str]:
         """The ValueSets whose text-pattern these words match. Remembered: the same names (a lab's, a product's) come
-        in call after call, and one search of every pattern costs more than the rest of the lookup."""
+        in call after call, and one search of every pattern costs more than the rest of the lookup (tens of
+        microseconds for a long case-insensitive alternation)."""
         found = self._words_memo.get(words)
         if found is None:
             found = frozenset(url for pattern, url in self._words if pattern.search(words)) if self._any_words and self._any_words.search(
@@ -172,6 +197,10 @@ class Terminology:
 
     def member_of(self, value: Any, url: str) -> bool:
         return url in self.codings_in(value)
+
+    def has_broader_codes(self, url: str) -> bool:
+        """Does this ValueSet hold a code broader than its meaning (so that broader_note may give a note for it)?"""
+        return url in self._broader
 
     def broader_note(self, coding: Mapping[str, Any], url: str) -> str | None:
         """What else the code covers, when a coding is in this ValueSet only through a code broader than it.

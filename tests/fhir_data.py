@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -196,6 +197,17 @@ def hook_request(orders: list[dict], *, hook: str = "order-select", prefetch: di
         body["prefetch"] = prefetch
     body.update(extra)
     return body
+
+
+def for_patient(body: dict, patient_id: str) -> dict:
+    """The same request about another patient id: the context, the Patient resource and every reference to the
+    patient (a record about another patient than the context's is no fact about it, subject.py)."""
+    rewritten = json.loads(json.dumps(body).replace(json.dumps(f"Patient/{PATIENT_ID}"), json.dumps(f"Patient/{patient_id}")))
+    for resource in objects_in(rewritten):
+        if resource.get("resourceType") == "Patient" and resource.get("id") == PATIENT_ID:
+            resource["id"] = patient_id
+    rewritten["context"]["patientId"] = patient_id
+    return rewritten
 
 
 def gbs(**kwargs: Any) -> dict:

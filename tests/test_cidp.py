@@ -151,3 +151,25 @@ def test_a_who_icd_10_category_fires_and_the_card_says_what_else_the_code_covers
 
 def test_a_specific_code_needs_no_note(cards_by_topic):
     assert "Coded only as" not in cidp_cards(cards_by_topic)["CIDP-2"]["detail"]
+
+
+def test_a_who_category_sent_with_a_specific_cidp_code_is_cidp_alone(cards_by_topic):
+    """An EHR sends WHO G61.8 together with SNOMED CT CIDP in one Condition: the specific coding says which of the
+    diseases G61.8 files this one is, so the MMN recommendations (also reached through G61.8) stay silent and the
+    CIDP card needs no note on the broader code."""
+    both = condition("G61.8", "http://hl7.org/fhir/sid/icd-10")
+    both["code"]["coding"].append({"system": SNOMED, "code": "128209004", "display": "CIDP"})
+    cards = cidp_cards(cards_by_topic, conditions=[both])
+    assert "CIDP-2" in cards and not any(topic.startswith("MMN") for topic in cards), sorted(cards)
+    assert "Coded only as" not in cards["CIDP-2"]["detail"]
+    alone = cidp_cards(cards_by_topic, conditions=[condition("G61.8", "http://hl7.org/fhir/sid/icd-10")])
+    assert "MMN-1" in alone, "a broader code alone still counts for each disease it files"
+
+
+@pytest.mark.parametrize("status, counts", [("remission", True), ("inactive", False), ("resolved", False)])
+def test_a_cidp_in_remission_on_maintenance_is_still_cidp(cards_by_topic, status, counts):
+    """FHIR's "remission" is no symptoms now with a risk of their return: a CIDP kept in remission by IVIG. Its
+    maintenance order had the stewardship card ("a diagnosis the guideline does not cover"), when the guideline's
+    advice for exactly this patient is CIDP-4. Inactive and resolved are not diagnoses the patient has now."""
+    cards = cidp_cards(cards_by_topic, conditions=[cidp(clinical=status)], **AFTER_A_COURSE)
+    assert ("CIDP-4" in cards) is counts and ("SAFE-stewardship" in cards) is not counts, sorted(cards)

@@ -79,6 +79,9 @@ def test_a_draft_that_follows_the_regimen_gets_no_suggestion(cards_by_topic, ord
      "1 g/kg/day (70 g/day) for 2 days, 2 g/kg (140 g) in total", "warning"),
     (ivig_order(daily_g=14, days=5), "50 % below the guideline's course total",
      "0.2 g/kg/day (14 g/day) for 5 days, 1 g/kg (70 g) in total", "warning"),
+    # a 10-fold error downwards, said as one (it was "90 % below"; a 1000-fold one was "100 % below")
+    (ivig_order(daily_g=2.8, days=5), "about 1/10 of the guideline's course total",
+     "0.04 g/kg/day (2.8 g/day) for 5 days, 0.2 g/kg (14 g) in total", "warning"),
 ])
 def test_a_departure_says_which_way_and_how_far_and_offers_the_regimen(cards_by_topic, order, how_far, said, indicator):
     card = gbs1(cards_by_topic, order, [weight(70)])
@@ -241,11 +244,98 @@ def test_a_tenfold_dose_written_as_ehrs_write_it_is_critical(cds, order):
     assert "4 g/kg/day (280 g/day) for 5 days, 20 g/kg (1400 g) in total" in card["detail"]
 
 
+LOCAL_UNITS = "urn:oid:1.2.840.114350.1.13.0.1.7.4.698288.400"  # an EHR's own unit codes (Epic-style OID)
+
+
+@pytest.mark.parametrize("daily_g, unit, indicator", [
+    (28, {"unit": "gram"}, None), (28, {"unit": "g", "system": LOCAL_UNITS, "code": "GM"}, None),
+    (280, {"unit": "g", "system": LOCAL_UNITS, "code": "GM"}, "critical"), (280, {"unit": "grams"}, "critical"),
+], ids=["gram-word", "local-code", "10x-local-code", "10x-grams-word"])
+def test_a_dose_in_a_local_unit_code_is_read_by_its_unit_word(cards_by_topic, daily_g, unit, indicator):
+    """A code outside UCUM's system means nothing to the service, so the unit word says the unit: 280 g under an EHR's
+    own code "GM" is a 10-fold course, not a dose that "cannot be read"."""
+    order = dosed_ivig_order(daily_g, None, code=None, **FIVE_DAYS)
+    order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(unit)
+    cards = cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])
+    assert UNREADABLE not in cards
+    assert (cards["GBS-1"]["indicator"] if "GBS-1" in cards else None) == indicator
+
+
+def _quantity(value: float, unit: str) -> dict:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+def test_a_dose_written_both_in_grams_and_per_kg_is_checked_by_the_larger(cards_by_topic):
+    """An "ordered" 0.4 g/kg beside a "calculated" 280 g: one is wrong, and the one that harms is what must be seen."""
+    order = dosed_ivig_order(0.4, "g/kg", **FIVE_DAYS)
+    order["dosageInstruction"][0]["doseAndRate"].append({"doseQuantity": _quantity(280, "g")})
+    card = cards_by_topic(order=order, hook="order-sign", conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical" and "20 g/kg (1400 g) in total" in card["detail"]
+
+
+def _in_parts(*parts: tuple[float, int], rate_only: bool = False) -> dict:
+    """An IVIG draft whose course is several dosage instructions, each (grams a day, days); `rate_only` adds an
+    instruction that states only an infusion rate, as a titration protocol does."""
+    order = ivig_order()
+    order["dosageInstruction"] = [{"sequence": n, "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d", "count": days}},
+                                   "doseAndRate": [{"doseQuantity": _quantity(grams, "g")}]}
+                                  for n, (grams, days) in enumerate(parts, 1)]
+    if rate_only:
+        order["dosageInstruction"].append({"sequence": 1, "text": "Start at 0.5 mL/kg/h; increase every 30 min as tolerated",
+                                           "doseAndRate": [{"rateQuantity": _quantity(0.5, "mL/(kg.h)")}]})
+    return order
+
+
+def test_every_dosage_instruction_of_an_order_is_part_of_its_course(cards_by_topic):
+    """FHIR writes a dose that changes over the course as several instructions: a 10-fold second part is a 10-fold
+    course, not "80 % below" (only the first instruction was read)."""
+    card = cards_by_topic(order=_in_parts((28, 1), (280, 4)), hook="order-sign", conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical"
+    assert "The draft order's 2 dosage instructions together give 16.4 g/kg (1148 g) in total" in card["detail"]
+    as_guideline = cards_by_topic(order=_in_parts((28, 1), (28, 4), rate_only=True), hook="order-sign", conditions=[gbs()])
+    assert not {"GBS-1", UNREADABLE, HIGHEST} & set(as_guideline)  # 5 x 28 g; a rate titration is no part of the amount
+
+
+GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+
+
+def _timed(timing: dict) -> dict:
+    """28 g a dose for 5 days, how often written only in `timing` (no frequency or period)."""
+    order = dosed_ivig_order(28, "g")
+    order["dosageInstruction"][0]["timing"] = {**timing, "repeat": {**timing.get("repeat", {}), **FIVE_DAYS}}
+    return order
+
+
+@pytest.mark.parametrize("timing", [
+    {"code": {"coding": [{"system": GTS, "code": "BID"}]}}, {"code": {"text": "Q12H"}}, {"code": {"text": "twice daily"}},
+    {"repeat": {"timeOfDay": ["08:00:00", "20:00:00"]}}, {"repeat": {"when": ["MORN", "EVE"]}},
+], ids=["BID-code", "Q12H-text", "twice-daily-words", "two-times-of-day", "morning-and-evening"])
+def test_a_schedule_given_by_its_code_or_its_times_of_day_is_read(cards_by_topic, timing):
+    """Twice a day written without frequency and period is twice a day (it was read as once a day: 28 g twice a day
+    for 5 days, 4 g/kg, got no card at signing)."""
+    card = cards_by_topic(order=_timed(timing), hook="order-sign", conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical" and "0.8 g/kg/day (56 g/day) for 5 days" in card["detail"]
+
+
+def test_a_schedule_code_the_service_does_not_read_is_unreadable_not_once_a_day(cards_by_topic):
+    cards = cards_by_topic(order=_timed({"code": {"text": "with dialysis"}}), hook="order-sign", conditions=[gbs()])
+    assert "the schedule is a code (with dialysis) without a frequency and period the service reads" in cards[UNREADABLE]["detail"]
+    once = cards_by_topic(order=_timed({"code": {"coding": [{"system": GTS, "code": "QD"}]}}), hook="order-sign", conditions=[gbs()])
+    assert not {"GBS-1", UNREADABLE} & set(once)
+
+
 def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(cards_by_topic):
     """28 g every 3 days for 15 days is 140 g: 9.33 g/day rounded to 9.3 would make it 139.5 g (1.99 g/kg)."""
     card = gbs1(cards_by_topic, dosed_ivig_order(28, "g", period=3, boundsDuration=duration(15, "d")), [weight(70)])
     assert "for 15 days, 2 g/kg (140 g) in total" in card["detail"]
     assert card["summary"].startswith("IVIG draft: 67 % below the guideline's daily dose, 10 days longer")
+
+
+def _rate_only() -> dict:
+    """An infusion written as its rate alone (the card said "dose or length not stated" and listed nothing)."""
+    order = dosed_ivig_order(28, "g", **FIVE_DAYS)
+    order["dosageInstruction"][0]["doseAndRate"] = [{"rateQuantity": {"value": 100, "unit": "mL/h", "system": UCUM, "code": "mL/h"}}]
+    return order
 
 
 @pytest.mark.parametrize("order, reason", [
@@ -256,7 +346,10 @@ def test_a_dose_repeated_every_few_days_is_not_rounded_before_it_is_added_up(car
     (dosed_ivig_order(28, "g", frequencyMax=2, **FIVE_DAYS), "the schedule is a range"),
     (dosed_ivig_order(0.4, "g/kg/d", period=2, **FIVE_DAYS), "a dose per day on a schedule of one dose every 2 days is ambiguous"),
     (dosed_ivig_order(2, "{vial}", **FIVE_DAYS), "the dose is in {vial} (2 {vial}), not in g, mg or g/kg"),
-], ids=["mL", "10x-mL", "every-5-h", "every-36-h", "frequency-range", "per-day-every-2-days", "vials"])
+    (dosed_ivig_order(28000, "mg", code="g", **FIVE_DAYS), "the dose's unit code (g) and its unit as written (mg) disagree"),
+    (_rate_only(), "the order states an infusion rate (100 mL/h), not a dose: what it gives depends on how long it runs"),
+], ids=["mL", "10x-mL", "every-5-h", "every-36-h", "frequency-range", "per-day-every-2-days", "vials", "code-g-written-mg",
+        "rate-only"])
 def test_a_dose_that_cannot_be_read_unambiguously_says_what_could_not_be_read(cds, order, reason):
     """Never a guess: a dose in mL holds as many grams as the product's concentration says, and the service does not
     assume one. The card says what could not be read, so the pharmacist sees it."""
@@ -305,6 +398,20 @@ def test_a_course_split_over_two_drafts_that_adds_up_to_the_regimen_is_not_wrong
     first, second = two_drafts(14, 5)
     cards = cards_by_topic(order=first, others=[second], hook="order-sign", conditions=[gbs()])
     assert "GBS-1" not in cards and HIGHEST not in cards
+
+
+def test_selecting_one_draft_of_a_split_course_counts_the_other_drafts(cards_by_topic):
+    """order-select: the session's other IVIG drafts are context, and the same course. Selecting one of two 14 g drafts
+    is not "50 % below" (whose one-click regimen would have made the two drafts a 1.5-fold course); selecting a second
+    full course beside the first is the double course it is, and the regimen offered replaces both."""
+    first, second = two_drafts(14, 5)
+    card = cards_by_topic(order=first, others=[second], conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "info" and "The 2 IVIG draft orders together give 2 g/kg (140 g) in total" in card["detail"]
+    first, second = two_drafts(28, 5)
+    card = cards_by_topic(order=second, others=[first], conditions=[gbs()])["GBS-1"]
+    assert card["indicator"] == "critical"
+    (action, removal) = card["suggestions"][0]["actions"]
+    assert action["resource"]["id"] == "ivig-2" and removal["resourceId"] == ["MedicationRequest/ivig-1"]
 
 
 def test_two_drafts_without_ids_get_no_suggestion_that_would_add_a_course(cards_by_topic):

@@ -19,7 +19,7 @@ from cds_service.auth import AuthSettings
 from cds_service.config import ConfigurationError, Settings, default_store_url
 from cds_service.store import CARDS, FEEDBACK, Store
 from tests.conftest import ROOT
-from tests.fhir_data import gbs, hook_request, ivig_order, medication_request, patient, prefetch, weight
+from tests.fhir_data import for_patient, gbs, hook_request, ivig_order, medication_request, patient, prefetch, weight
 
 SELECT = "/cds-services/ivig-order-select"
 SIGN = "/cds-services/ivig-order-sign"
@@ -111,7 +111,8 @@ def test_no_patient_data_is_stored(client, store, store_url, tmp_path):
     person = {**patient(secrets["birth"]), "id": secrets["patient"], "name": [{"family": secrets["name"]}]}
     body = hook_request([ivig_order()], prefetch=prefetch(conditions=[gbs()], weights=[weight(float(secrets["weight"]))],
                                                           patient_resource=person))
-    body["context"].update(patientId=secrets["patient"], userId=secrets["user"], encounterId=secrets["encounter"])
+    body = for_patient(body, secrets["patient"])
+    body["context"].update(userId=secrets["user"], encounterId=secrets["encounter"])
     body["hookInstance"] = secrets["hookInstance"]
     cards = cards_of(client, body)
     assert cards and any(secrets["weight"] in c["detail"] or "73.1" in c["detail"] for c in cards)  # the card used them

@@ -105,6 +105,20 @@ def test_children_get_the_level_c_first_line_card(cards_by_topic):
     assert "GBS-5" not in gbs_cards(cards_by_topic)  # born 1970
 
 
+@pytest.mark.parametrize("years_ago, precision, child", [
+    (10, 4, True), (10, 7, True), (17, 4, True),  # 17 or 18: taken as the youngest it can be
+    (19, 4, False), (40, 7, False),
+], ids=["year-10", "month-10", "year-17-or-18", "year-19", "month-40"])
+def test_a_birth_date_known_only_to_the_year_or_month_still_tells_a_child(cards_by_topic, years_ago, precision, child):
+    """FHIR lets birthDate be '2016' or '2016-05' (registries, privacy-shifted records). Such a child had no age at
+    all, so no GBS-5 card; the youngest age the date allows decides, and never takes a child for an adult."""
+    born = days_ago(years_ago * 365 + years_ago // 4)[:precision]
+    cards = gbs_cards(cards_by_topic, patient_resource=patient(birth_date=born))
+    assert ("GBS-5" in cards) is child, born
+    assert "SAFE-record-unreadable" not in cards
+    if child:
+        assert f"(born {born})" in cards["GBS-5"]["detail"]
+
 def test_relapse_after_a_course_in_this_episode_gets_retreatment_alternatives(cards_by_topic):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], medications=[earlier_ivig_course(20)])
     assert "GBS-1" not in cards and "GBS-2" not in cards
@@ -113,7 +127,20 @@ def test_relapse_after_a_course_in_this_episode_gets_retreatment_alternatives(ca
     grams = sorted(daily_g for daily_g, _ in suggested_courses(card))
     assert grams == [28, 70]  # 0.4 g/kg/day x 5 days, 1 g/kg/day x 2 days
     assert card["selectionBehavior"] == "at-most-one"
-    assert "second course may be tried" in cards["GBS-7"]["detail"] and "suggestions" not in cards["GBS-7"]
+
+
+def test_after_a_course_one_card_says_the_response_decides_between_retreatment_and_a_second_try(cards_by_topic):
+    """GBS-6 (improved, then relapsed: re-treat) and GBS-7 (unresponsive: a second course may be tried) both hold
+    whenever an earlier course of this episode is on record, and the record cannot tell which: one card states both
+    and what decides, keeps GBS-6's regimens, and offers them once."""
+    cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], medications=[earlier_ivig_course(20)])
+    card = cards["GBS-6"]
+    assert card is cards["GBS-7"] and card["source"]["topic"]["code"] == "GBS-response"
+    assert card["detail"].startswith("**How the patient responded to the first course decides")
+    assert "should preferentially be re-treated with a second course" in card["detail"]
+    assert "a second course may be tried, but evidence supporting such a strategy is lacking" in card["detail"]
+    assert len(suggested_courses(card)) == 2
+    assert sum(1 for c in {id(c): c for c in cards.values()}.values() if c.get("suggestions")) == 1
 
 
 def test_course_before_this_episode_is_not_an_earlier_course(cards_by_topic):
@@ -202,3 +229,16 @@ def test_an_onset_period_starts_the_episode(cards_by_topic):
 def test_an_earlier_course_given_as_administrations_counts(cards_by_topic):
     cards = gbs_cards(cards_by_topic, conditions=[gbs(onset=days_ago(30))], administrations=[administration(when=days_ago(20))])
     assert "GBS-6" in cards and "GBS-1" not in cards
+
+
+def test_a_gbs_written_only_in_words_is_not_read_and_the_card_says_so(cards_by_topic):
+    """A diagnosis with Condition.code.text and no coding: words on a problem list ('?GBS', 'hx of GBS', 'GBS ruled
+    out') carry no status the service could trust, so they are not read as a diagnosis. The stewardship card must not
+    list it as if it had been weighed: its line says it is in words only and not read, and the card asks for a code."""
+    uncoded = gbs(onset=days_ago(4))
+    uncoded["code"] = {"text": "Guillain-Barré syndrome"}
+    cards = gbs_cards(cards_by_topic, conditions=[uncoded])
+    assert not [code for code in cards if code.startswith("GBS")]
+    detail = cards["SAFE-stewardship"]["detail"]
+    assert "Diagnosis: Guillain-Barré syndrome (active, since" in detail
+    assert "in words only, with no code: not read)" in detail and "add its code" in detail

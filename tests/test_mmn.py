@@ -143,3 +143,11 @@ def test_a_maintenance_schedule_as_a_first_course_is_half_the_first_line_course(
     assert ("The draft order gives 1 g/kg (70 g) every 3 weeks, 6 times: a maintenance schedule, whose course is one treatment; "
             "the guideline's regimen is 2 g/kg over 2–5 days") in card["detail"]
     assert card["summary"].startswith("IVIG draft: 50 % below the guideline's course total")
+
+
+def test_a_who_category_sent_with_a_specific_mmn_code_is_mmn_alone(cards_by_topic):
+    """WHO G61.8 beside SNOMED CT MMN in one Condition is an MMN: no CIDP card from the broader code."""
+    both = condition("G61.8", "http://hl7.org/fhir/sid/icd-10")
+    both["code"]["coding"].append({"system": SNOMED, "code": "230591002", "display": "MMN"})
+    cards = mmn_cards(cards_by_topic, conditions=[both])
+    assert "MMN-1" in cards and not any(topic.startswith("CIDP") for topic in cards), sorted(cards)

@@ -189,3 +189,19 @@ def test_an_ms_diagnosis_that_is_not_current_gives_no_ms_card(cards_by_topic, st
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
     methylprednisolone_draft = methylprednisolone() | {"status": "draft", "id": "mp-1"}
     assert ms_cards(cards_by_topic, order=methylprednisolone_draft, conditions=[rrms(), spms(), pregnant()]) == {}
+
+
+def test_a_relapsing_remitting_code_left_beside_a_progressive_one_does_not_bring_the_second_line_card(cards_by_topic):
+    """An MS that turned secondary progressive keeps its old G35.A on the problem list: MS-1 ('IVIG as second or
+    third line', Level B) beside MS-3 ('not recommended', Level A) contradicted each other. The progressive course
+    is the patient's now."""
+    cards = cards_by_topic(conditions=[rrms(), spms()])
+    assert "MS-3" in cards and "MS-1" not in cards, sorted(cards)
+    assert "MS-1" not in cards_by_topic(conditions=[rrms(), ppms()])
+
+
+def test_a_clinically_isolated_syndrome_left_on_record_once_ms_is_diagnosed_is_not_a_cis(cards_by_topic):
+    """A CIS is the first episode of what became MS: 'no recommendation for CIS' beside the MS cards is noise."""
+    cis = condition("G37.9", display="Demyelinating disease of central nervous system, unspecified")
+    assert "MS-6" not in cards_by_topic(conditions=[cis, rrms()])
+    assert "MS-6" in cards_by_topic(conditions=[cis])

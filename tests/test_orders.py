@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+from cds_service.presentation import ehr_text
 from tests.fhir_data import (
     ATC,
     SNOMED,
@@ -102,6 +107,42 @@ def test_a_dual_route_product_without_a_route_gets_one_card_saying_the_route_dec
     assert "suggestions" not in card and "IVIG only if given intravenously" in card["summary"]
 
 
+PRIVIGEN = (NDC, "44206-0436-05")  # licensed for intravenous use only
+
+
+def _two_routes(first: dict, second: dict) -> dict:
+    order = ivig_order(coding=PRIVIGEN, text="Privigen (Immune Globulin Intravenous (Human)) 10%")
+    order["dosageInstruction"] = [{"route": first}, {"route": second}]
+    return order
+
+
+@pytest.mark.parametrize("order", [
+    by_route(ivig_order(coding=PRIVIGEN), system=SNOMED, code="26643006"),                # oral route, coded alone
+    by_route(ivig_order(coding=("urn:local", "X8"), text="Immune globulin intravenous (human) 10%"), text="PO"),
+    by_route(ivig_order(coding=PRIVIGEN), system=SNOMED, code="72607000"),                # intrathecal
+    by_route(ivig_order(coding=(ATC, "J06BA02")), text="Per NG tube"),
+    by_route(ivig_order(coding=GAMUNEX_C), text="Oral"),                                  # dual-route product, oral
+    _two_routes({"text": "Intravenous"}, {"text": "Oral"}),                               # routes that contradict each other
+], ids=["oral-snomed", "po-text", "intrathecal", "ng-tube", "dual-route-oral", "iv-and-oral"])
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_immunoglobulin_by_a_route_it_is_not_given_by_gets_the_route_card(cds, order, hook):
+    """An explicit route that is neither intravenous nor subcutaneous or intramuscular is no IVIG (the name's
+    "Intravenous" does not outweigh it), and no other product either: one warning asks for the route, and no dose is
+    offered, also at signing (before, an oral Privigen order got the GBS regimen and a one-click dose)."""
+    (card,) = cds(hook_request([order], hook=hook, prefetch=DATA))
+    assert card["source"]["topic"]["code"] == ROUTE_DECIDES and card["indicator"] == "warning" and "suggestions" not in card
+
+
+@pytest.mark.parametrize("route", [
+    {"text": "IVPB"}, {"text": "INTRAVEN"}, {"text": "PICC line"}, {"text": "Peripheral IV"}, {"text": "Infusion"},
+    {"coding": [{"system": "urn:oid:1.2.840.114350.1.13.0.1.7.4.698288.330", "code": "11"}]},  # a local code, no words
+], ids=["ivpb", "intraven", "picc", "peripheral-iv", "infusion-names-no-route", "local-code-only"])
+def test_an_intravenous_route_as_ehrs_write_it_or_a_route_without_words_leaves_ivig_ivig(cds, route):
+    order = ivig_order(coding=PRIVIGEN)
+    order["dosageInstruction"] = [{"route": route}]
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cds(hook_request([order], prefetch=DATA))}
+
+
 def test_the_route_decides_without_patient_data(cds):
     """No prefetch and no fhirServer: the route card needs no record, so no 412."""
     (card,) = cds(hook_request([ivig_order(coding=GAMUNEX_C)]))
@@ -164,6 +205,17 @@ def test_ehr_text_in_a_card_cannot_use_markdown(cds, display, shown, absent):
     assert shown in card["detail"] and absent not in card["detail"]
 
 
+@given(st.text(alphabet="ab1 _*`~\\[]()!.:/éhHtTpPsSfFwW\n", max_size=40))
+def test_ehr_text_escapes_as_the_plainly_written_rules_say(text):
+    """presentation spells its Markdown patterns for speed; they must escape exactly what the plain spelling does: a
+    \\ before \\ ` * ~, an underscore at a word's edge, ] before ( or [, ! before [; and after a URL scheme or "www"
+    that starts a word."""
+    markdown = re.compile(r"[\\`*~]|(?<!\w)_|_(?!\w)|\](?=[(\[])|!(?=\[)")
+    autolink = re.compile(r"(?i)\b(?:https?|ftp)(?=://)|\bwww(?=\.)")
+    line = markdown.sub(lambda m: "\\" + m.group(0), " ".join(text.split()))
+    assert ehr_text(text) == autolink.sub(lambda m: m.group(0) + "\\", line)
+
+
 # --- orders coded by RxNorm or HCPCS alone: no display names the product, the code must ----------------------------
 
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -222,6 +274,41 @@ def test_a_code_for_an_either_route_immunoglobulin_without_a_route_gets_the_rout
         "cytogam-iv", "hcpcs-cmv-iv", "atgam-iv", "hcpcs-atg-iv", "atg-words-iv"])
 def test_subcutaneous_hyperimmune_or_antithymocyte_codes_get_no_cards(cds, order):
     assert cds(hook_request([order], prefetch=DATA)) == []
+
+
+def _compounded(code: dict, *ingredients: dict) -> dict:
+    """A draft whose medication is a contained Medication (a pharmacy's local product): its code and ingredients."""
+    order = by_route(medication_request("", status="draft", id="local"), system=SNOMED, code="47625008")
+    del order["medicationCodeableConcept"]
+    order["contained"] = [{"resourceType": "Medication", "id": "med", "code": code,
+                           "ingredient": [{"itemCodeableConcept": i, "isActive": True} for i in ingredients]}]
+    order["medicationReference"] = {"reference": "#med"}
+    return order
+
+
+def test_a_contained_medication_is_named_by_its_ingredients_too(cds):
+    """A local product's name says little ("IG compound"); its ingredient says which immunoglobulin it is, both ways."""
+    normal = {"coding": [{"system": ATC, "code": "J06BA02"}]}
+    anti_d = {"coding": [{"system": RXNORM, "code": "35465", "display": "Rho(D) immune globulin"}]}
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cds(hook_request([_compounded({"text": "IG compound"}, normal)],
+                                                                                 prefetch=DATA))}
+    assert cds(hook_request([_compounded({"text": "Immune globulin 1500 IU"}, anti_d)], prefetch=DATA)) == []
+
+
+@pytest.mark.parametrize("words", ["GamaSTAN S/D immune globulin (human)", "BayGam immune globulin", "Vivaglobin 16%"])
+def test_an_extravascular_normal_immunoglobulin_named_in_words_alone_gets_no_cards(cds, words):
+    """Named without a code or a route, an intramuscular or subcutaneous brand is still not IVIG (not "the route decides")."""
+    assert cds(hook_request([medication_request("", status="draft", id="im", text=words)], prefetch=DATA)) == []
+
+
+@pytest.mark.parametrize("words", ["Intratect 100 g/l solution for infusion", "Ig Vena 50 g/l", "Nanogam 50 mg/ml",
+                                   "Sandoglobulin 6 g", "IQYMUNE 10g/100ml"])
+def test_a_european_intravenous_brand_named_in_words_alone_is_ivig(cds, words):
+    """EHRs outside the US send no NDC or RxNorm code: the brand's name is all there is (these got no card)."""
+    order = medication_request("", status="draft", id="eu", text=words)
+    assert "GBS-1" in {c["source"]["topic"]["code"] for c in cds(hook_request([order], prefetch=DATA))}
+    (card,) = cds(hook_request([medication_request("", status="draft", id="eu", text="Kiovig 100 mg/ml")], prefetch=DATA))
+    assert card["source"]["topic"]["code"] == ROUTE_DECIDES  # Gammagard Liquid's European name: either route
 
 
 def test_an_administration_coded_by_hcpcs_is_an_earlier_ivig_course(cards_by_topic):

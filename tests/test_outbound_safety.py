@@ -23,7 +23,7 @@ from cds_service.config import Settings
 from cds_service.fhir_client import FhirClient, FhirReadError, has_dot_segments
 from cds_service.prefetch import DataUnavailable, resolve
 from tests.conftest import ROOT
-from tests.fhir_data import hook_request, ivig_order
+from tests.fhir_data import for_patient, hook_request, ivig_order
 from tests.fhir_server_fixtures import closed_port_base
 from tests.fhir_stub_server import FhirStub, searchset
 
@@ -256,9 +256,8 @@ def test_a_patient_id_must_be_a_fhir_id(stub: FhirStub, patient_id: str, status:
                               fhir_servers=(stub.base_url,))).test_client()
     if status == 200:
         serve_empty_record(stub, app, patient_id)
-    body = hook_request([ivig_order()], fhirServer=stub.base_url,
-                        fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer"})
-    body["context"]["patientId"] = patient_id
+    body = for_patient(hook_request([ivig_order()], fhirServer=stub.base_url,
+                                    fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer"}), patient_id)
     response = app.post(SELECT, json=body)
     assert response.status_code == status, response.get_data(as_text=True)
     if status == 400:

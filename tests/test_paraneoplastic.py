@@ -78,3 +78,21 @@ def test_a_resolved_or_refuted_diagnosis_is_not_an_indication(cards_by_topic, st
 
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
     assert pns_cards(cards_by_topic, order=corticosteroid() | {"status": "draft", "id": "pred-1"}) == {}
+
+
+@pytest.mark.parametrize("cancer, paraneoplastic", [
+    (condition("C34.91", display="Malignant neoplasm of unspecified part of right bronchus or lung"), True),  # SCLC
+    (condition("C34.1", "http://hl7.org/fhir/sid/icd-10", "Upper lobe, bronchus or lung"), True),
+    (condition("C34.91", display="lung cancer", clinical="resolved"), False),  # no cancer on record now
+    (condition("D15.0", display="Benign neoplasm of thymus"), False),         # benign: no malignancy
+], ids=["icd-10-cm-lung", "who-lung", "resolved", "benign"])
+def test_a_lems_beside_a_cancer_on_record_is_paraneoplastic(cards_by_topic, cancer, paraneoplastic):
+    """Records often carry LEMS as G70.80 with the small-cell lung cancer as its own diagnosis, not G73.1: that LEMS
+    has an underlying malignancy, and the guideline's GPP (PNS-1) is for it, not the 'not coded as paraneoplastic'
+    statement. A cancer alone is no indication: it still gets the stewardship card."""
+    lems = condition("G70.80", display="Lambert-Eaton syndrome, unspecified")
+    cards = pns_cards(cards_by_topic, conditions=[lems, cancer])
+    assert ("PNS-1" in cards) is paraneoplastic and ("PNS-lems" in cards) is not paraneoplastic, sorted(cards)
+    if paraneoplastic:
+        assert "Diagnosis: " + cancer["code"]["coding"][0]["display"] in cards["PNS-1"]["detail"]
+    assert "SAFE-stewardship" in pns_cards(cards_by_topic, conditions=[cancer])

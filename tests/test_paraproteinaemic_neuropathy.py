@@ -104,3 +104,15 @@ def test_waldenstrom_macroglobulinaemia_is_not_mgus(cards_by_topic):
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
     order = medication_request("H02AB07", status="draft", id="pred-1")
     assert pdn_cards(cards_by_topic, [mgus(), neuropathy()], order=order) == {}  # no card at all
+
+
+def test_a_monoclonal_gammopathy_without_a_neuropathy_is_a_use_the_guideline_does_not_cover(cards_by_topic):
+    """The guideline covers a paraprotein only with the neuropathy it goes with. IVIG for an MGUS alone had no card
+    but the monitoring line, which reads as if the use were covered: it gets the stewardship card, once."""
+    cards = pdn_cards(cards_by_topic, [mgus()])
+    assert not [code for code in cards if code.startswith("PDN")]
+    detail = cards["SAFE-stewardship"]["detail"]
+    assert detail.count("Diagnosis: Monoclonal gammopathy [D47.2]") == 1, detail
+    assert "a monoclonal gammopathy counts only with the neuropathy it goes with" in detail
+    with_neuropathy = pdn_cards(cards_by_topic, [mgus(), neuropathy()])
+    assert "SAFE-stewardship" not in with_neuropathy and "PDN-disability" in with_neuropathy

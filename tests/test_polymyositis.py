@@ -41,3 +41,12 @@ def test_a_resolved_or_refuted_diagnosis_is_not_an_indication(cards_by_topic, st
 
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
     assert pm_cards(cards_by_topic, order=corticosteroid() | {"status": "draft", "id": "pred-1"}) == {}
+
+
+def test_a_polymyositis_relabelled_as_inclusion_body_myositis_gets_the_ibm_card_alone(cards_by_topic):
+    """A 'polymyositis not responding to treatment' later found to be sporadic IBM keeps both codes on the problem
+    list: 'IVIG may be considered (Level C)' beside 'IVIG is not recommended (Level A)' contradicted each other. Once
+    IBM is diagnosed, IBM-1 is the guideline's word."""
+    both = [condition("M33.20", display="Polymyositis"), condition("G72.41", display="Inclusion body myositis")]
+    cards = pm_cards(cards_by_topic, conditions=both)
+    assert "IBM-1" in cards and "PM-1" not in cards, sorted(cards)

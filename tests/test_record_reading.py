@@ -13,9 +13,11 @@ from tests.fhir_data import (
     days_ago,
     earlier_ivig_course,
     gbs,
+    hook_request,
     ivig_order,
     observation,
     patient,
+    prefetch,
     procedure,
     suggested_courses,
     weight,
@@ -28,6 +30,47 @@ def _ucum_free(resource: dict, unit: str) -> dict:
     """The Observation with its unit written only as text, no UCUM system or code (as many EHRs send it)."""
     resource["valueQuantity"] = {"value": resource["valueQuantity"]["value"], "unit": unit}
     return resource
+
+
+# --- whose record it is -------------------------------------------------------------------------------------------
+
+ANOTHER = "Patient/other-99"
+
+
+def _of(resource: dict, subject: str = ANOTHER) -> dict:
+    resource["subject"] = {"reference": subject}
+    return resource
+
+
+@pytest.mark.parametrize("subject", [ANOTHER, "https://ehr.example/fhir/Patient/other-99/_history/2"], ids=["relative", "absolute"])
+def test_another_patients_weight_never_sets_the_dose(cards_by_topic, subject):
+    # the newest weight in the bundle is another patient's (120 kg): the dose is this patient's 70 kg
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))],
+                           weights=[_of(weight(120, when=days_ago(0)), subject), weight(70, when=days_ago(5))])
+    assert suggested_courses(cards["GBS-1"]) == [(28, 5)]
+    alone = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[_of(weight(120, when=days_ago(0)), subject)])
+    assert "SAFE-weight" in alone and suggested_courses(alone["GBS-1"]) == []
+
+
+def test_another_patients_records_are_no_facts_about_this_one(cards_by_topic):
+    others = {"conditions": [gbs(onset=days_ago(3)), _of(condition("G61.81", display="CIDP"))],
+              "medications": [_of(earlier_ivig_course(days_before=2))],
+              "labs": [_of(observation("98979-8", 20, "mL/min/{1.73_m2}", low=60, when=days_ago(1)))],
+              "patient_resource": {"resourceType": "Patient", "id": "other-99", "birthDate": "2018-01-01"}}
+    cards = cards_by_topic(**others)
+    assert {"GBS-1", "GBS-2"} <= set(cards)
+    assert not {"CIDP-severity", "SAFE-2-renal", "SAFE-recent-course", "GBS-5"} & set(cards)
+    same = cards_by_topic(**{**others, "medications": [_of(earlier_ivig_course(days_before=2), "Patient/pat-1")]})
+    assert "SAFE-recent-course" in same  # this patient's own course, referenced the same way, still counts
+
+
+def test_a_draft_order_for_another_patient_gets_no_cards(cds):
+    """The context's patient is whose record is read: an order whose subject is someone else is not advised on with it."""
+    order = _of(ivig_order(daily_g=280, days=5))
+    body = hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)]))
+    assert cds(body) == []
+    order["subject"] = {"reference": "Patient/pat-1"}
+    assert cds(body)  # the same order for this patient: the 10-fold course is seen
 
 
 # --- which Observation is the dosing weight -------------------------------------------------------------------
@@ -73,6 +116,36 @@ def test_a_neonate_weighed_in_grams_gets_a_dose(cards_by_topic):
 def test_the_plausible_weight_rule_holds_in_grams(cards_by_topic):
     card = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[weight(70, "g")])["SAFE-weight"]
     assert "70 g" in card["detail"] and "plausible range" in card["detail"]
+
+
+@pytest.mark.parametrize("quantity, said", [
+    ({"value": 154, "unit": "lb", "system": "http://unitsofmeasure.org", "code": "kg"}, "(kg, written as lb)"),
+    ({"value": 150, "comparator": ">", "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+     "is a bound (&gt; 150 kg), not a measured value"),
+], ids=["code-kg-word-lb", "above-the-scale"])
+def test_a_weight_whose_unit_contradicts_itself_or_that_is_a_bound_sets_no_dose(cards_by_topic, quantity, said):
+    """154 coded kg but written lb is 70 kg or 154 kg: a 2.2-fold dose either way, so neither is taken (the code
+    was, silently). "> 150 kg" is a scale's limit, not a weight: dosing by it underdoses by an unknown amount."""
+    recorded = weight(70, when=days_ago(0))
+    recorded["valueQuantity"] = quantity
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[recorded, weight(70, when=days_ago(9))])
+    assert said in cards["SAFE-weight"]["detail"] and suggested_courses(cards["GBS-1"]) == []
+
+
+def _status(resource: dict, status: str) -> dict:
+    resource["status"] = status
+    return resource
+
+
+def test_only_a_final_weight_sets_the_dose_and_a_preliminary_one_is_named_not_called_missing(cards_by_topic):
+    """A preliminary weight is not a result to dose by, but it is on record: "no body weight is on record" was false."""
+    alone = cards_by_topic(conditions=[gbs(onset=days_ago(3))], weights=[_status(weight(70, when=days_ago(0)), "preliminary")])
+    assert "is preliminary, not a final result: confirm it in the chart" in alone["SAFE-weight"]["detail"]
+    assert "No body weight is on record" not in alone["SAFE-weight"]["detail"]
+    for status, newest in (("preliminary", 100), ("entered-in-error", 7), ("cancelled", 7)):
+        cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))],
+                               weights=[_status(weight(newest, when=days_ago(0)), status), weight(70, when=days_ago(5))])
+        assert suggested_courses(cards["GBS-1"]) == [(28, 5)], status
 
 
 def test_a_weight_written_as_text_is_not_read_as_a_number(cards_by_topic):

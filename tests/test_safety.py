@@ -72,6 +72,23 @@ def test_impaired_renal_function_is_a_warning(cards_by_topic, data):
     assert NO_LEVEL in card["detail"] and RENAL_SENTENCE in card["detail"]
 
 
+@pytest.mark.parametrize("renal", [egfr(45, when=days_ago(1)), creatinine(2.1, when=days_ago(1))], ids=["low-egfr", "high-creatinine"])
+def test_an_abnormal_renal_result_is_the_renal_warnings_alone(cards_by_topic, renal):
+    """A low eGFR below its range made two cards: the renal warning and 'a monitoring result is abnormal', on the
+    same number. The renal card states it, and that monitoring is mandatory; another abnormal result still has its
+    card."""
+    normal = [observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(1), display="Hemoglobin"),
+              observation("1742-6", 24, "U/L", low=7, high=56, when=days_ago(1), display="ALT")]
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=[*normal, renal])
+    assert "SAFE-2-renal" in cards and "SAFE-1-results" not in cards, sorted(cards)
+    mandatory = "Monitoring of the full blood count, liver enzymes and renal function during IVIG is mandatory"
+    assert mandatory in cards["SAFE-2-renal"]["detail"]
+    assert not any("within their reference ranges" in c["detail"] for c in cards.values())  # not called reassuring
+    low_hb = observation("718-7", 7.9, "g/dL", low=12, high=16, when=days_ago(0), display="Hemoglobin")
+    both = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=[*normal, low_hb, renal])
+    assert "SAFE-2-renal" in both and "Hemoglobin [718-7]: 7.9 g/dL" in both["SAFE-1-results"]["detail"]
+
+
 def _creatinine(value: float, unit: str, **kwargs) -> dict:
     return observation("14682-9" if unit == "umol/L" else "2160-0", value, unit, display="Creatinine", **kwargs)
 
@@ -269,6 +286,42 @@ def test_results_taken_since_the_diagnosis_began_are_current(cards_by_topic):
     labs.append(egfr(85, when=days_ago(2)))
     cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=labs)
     assert "SAFE-1-results" not in cards and "within their reference ranges" in cards["GBS-1"]["detail"]
+
+
+@pytest.mark.parametrize("labs_taken, course_began, out_of_date", [
+    (60, 21, True),   # maintenance: the results predate the last course
+    (10, 21, False),  # taken since the last course
+    (1, 0, False),    # a course begun today: yesterday's results are its baseline
+], ids=["before-last-course", "since-last-course", "course-today"])
+def test_results_taken_before_the_last_ivig_course_are_out_of_date(cards_by_topic, labs_taken, course_began, out_of_date):
+    """A CIDP on maintenance IVIG for years, whose only results are from before the last course: they were called
+    reassuring ('within their reference ranges'), though they cannot show what the IVIG already given did to the
+    kidneys or the blood count, which is what the monitoring is for."""
+    labs = [observation(code, value, unit, low=low, high=high, when=days_ago(labs_taken))
+            for code, value, unit, low, high in (("718-7", 13.5, "g/dL", 12, 16), ("1742-6", 24, "U/L", 7, 56))]
+    labs.append(egfr(85, when=days_ago(labs_taken)))
+    cards = cards_by_topic(conditions=[condition("G61.81", onset=days_ago(1800))], labs=labs,
+                           medications=[earlier_ivig_course(course_began)])
+    assert ("SAFE-1-results" in cards) is out_of_date, sorted(cards)
+    if out_of_date:
+        assert "before the last IVIG course on record began, is out of date" in cards["SAFE-1-results"]["detail"]
+        assert not any("within their reference ranges" in c["detail"] for c in cards.values())
+
+
+@pytest.mark.parametrize("born, judged", [("2017-08-20", False), ("1970-05-01", True)], ids=["child", "adult"])
+def test_a_creatinine_sent_without_a_range_is_not_called_within_range_unless_an_egfr_judges_it(cards_by_topic, born, judged):
+    """A child's creatinine of 0.9 mg/dL, sent with no reference range or flag, was called 'within their reference
+    ranges', though no range was sent and the service computes no eGFR for children (CKD-EPI is for adults): the
+    monitoring card lists it as unjudged instead. An adult's is judged by the CKD-EPI eGFR computed from it."""
+    labs = [observation("718-7", 13.5, "g/dL", low=12, high=16, when=days_ago(1), display="Hemoglobin"),
+            observation("1742-6", 24, "U/L", low=7, high=56, when=days_ago(1), display="ALT"),
+            observation("2160-0", 0.9, "mg/dL", when=days_ago(1), display="Creatinine")]
+    cards = cards_by_topic(conditions=[gbs(onset=days_ago(3))], labs=labs, patient_resource=patient(birth_date=born) | {"gender": "female"})
+    assert ("SAFE-1-results" in cards) is not judged, sorted(cards)
+    assert any("within their reference ranges" in c["detail"] for c in cards.values()) is judged
+    if not judged:
+        assert "Creatinine [2160-0]: 0.9 mg/dL" in cards["SAFE-1-results"]["detail"]
+        assert "cannot be judged here" in cards["SAFE-1-results"]["detail"]
 
 
 def test_at_signing_monitoring_is_not_repeated(cds):
