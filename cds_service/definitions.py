@@ -608,10 +608,19 @@ class Definitions:
     def resolver(self, values: dict[str, Any], index: ConceptIndex) -> Callable[[str], Any]:
         """Look a fact up by name in `values`, evaluating a named definition the first time it is asked for (and the
         facts it reads through the same lookup). One per call serves every recommendation of the call."""
-        by_name = self._by_name
+        return _Resolver(self._by_name, values, index).resolve
 
-        def resolve(name: str) -> Any:
-            if name not in values:
-                values[name] = by_name[name].expression.evaluate(values, index, resolve)
-            return values[name]
-        return resolve
+
+@dataclass(frozen=True)
+class _Resolver:
+    """Definitions.resolver's lookup: a method, where a closure that passes itself on would be a reference cycle, which
+    keeps the call's facts (a long record's) alive until the cyclic collector runs (tests/test_collector.py)."""
+
+    by_name: Mapping[str, Definition]
+    values: dict[str, Any]
+    index: ConceptIndex
+
+    def resolve(self, name: str) -> Any:
+        if name not in self.values:
+            self.values[name] = self.by_name[name].expression.evaluate(self.values, self.index, self.resolve)
+        return self.values[name]

@@ -134,4 +134,7 @@ def element(resource: Mapping[str, Any], name: str) -> Any:
     """An element by its FHIRPath name: a choice element (medication[x]) by any of its typed names."""
     if name in resource:
         return resource[name]
-    return next((v for k, v in resource.items() if k.startswith(name) and k[len(name):][:1].isupper()), None)
+    for key in resource:  # a plain loop: asked of every medication on a long record
+        if key.startswith(name) and key[len(name):][:1].isupper():
+            return resource[key]
+    return None
