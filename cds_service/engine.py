@@ -50,6 +50,9 @@ class Finding:
     #: for each diagnosis the recommendation rests on only through a code broader than its disease (a WHO ICD-10
     #: category), what else that code covers
     broader_codes: tuple[str, ...] = ()
+    #: the current diagnoses the order's indication would be among: the guideline's diagnoses on record or, when there
+    #: are none, every current diagnosis (what a card that reads guidelineDiagnoses shows)
+    indication_diagnoses: tuple[dict, ...] = ()
 
     @property
     def departs(self) -> bool:
@@ -155,6 +158,7 @@ def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
     if call.route_undetermined:
         candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
     resolve = knowledge.definitions.resolver(call.inputs, call.index)  # each named fact once, for every recommendation
+    indication_diagnoses = tuple(call.inputs["guidelineDiagnoses"] or facts.conditions)
     findings: list[Finding] = []
     for rec in candidates:
         if not rec.applies(call.inputs, call.index, resolve):
@@ -162,7 +166,8 @@ def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
         comparison = compare(call.course, rec.regimens, facts.weight, policy.tolerance) if rec.regimens else None
         evidence, missing = _evidence(knowledge, rec, call)
         findings.append(Finding(rec, call.orders, call.course, comparison, facts, standing, evidence, missing, age,
-                                knowledge.highest_course_total_per_kg, broader_codes=_broader_codes(knowledge, rec, evidence)))
+                                knowledge.highest_course_total_per_kg, broader_codes=_broader_codes(knowledge, rec, evidence),
+                                indication_diagnoses=indication_diagnoses))
     findings = _decided(knowledge, findings, call, hook, resolve)
     return [f for f in findings if _worth_saying_at_signing(f)] if hook == "order-sign" else findings
 

@@ -20,6 +20,8 @@ from .fhirjson import code_of, copied, element, number, obj, objects, recorded_a
 from .regimen import UCUM, DosingWeight, Regimen, days_text, describe_all, fmt, magnitude
 from .suggestion import suggested_order
 
+#: the most diagnoses a card lists by name: a long problem list is counted, not read out (alert fatigue)
+_DIAGNOSES_SHOWN = 10
 #: FHIR request priorities, most urgent first: a presentation's urgency, and the order presentations are shown in
 URGENCY = ("stat", "urgent", "routine")
 DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
@@ -262,7 +264,10 @@ def _patient_facts(finding: Finding) -> list[str]:
         facts.append(f"With no usable body weight: {fmt(least * heaviest)} g is at least {fmt(least)} g/kg for any patient up to "
                      f"{fmt(heaviest)} kg (the heaviest plausible weight, Chan & Raffa 2017; not the guideline's)")
     if "guidelineDiagnoses" in used:  # the diagnoses the indication would have to be among
-        facts += [_describe(c) for c in finding.facts.conditions] or ["Diagnoses: none on record"]
+        shown = finding.indication_diagnoses
+        facts += [_describe(c) for c in shown[:_DIAGNOSES_SHOWN]] or ["Diagnoses: none on record"]
+        if len(shown) > _DIAGNOSES_SHOWN:
+            facts.append(f"… and {len(shown) - _DIAGNOSES_SHOWN} more current diagnoses on record")
     facts += [_describe(r) for r in finding.evidence]
     facts += [f"Coded only as {note}" for note in finding.broader_codes]
     facts += [f"{title}: no result on record" for title in finding.not_on_record]

@@ -382,6 +382,24 @@ def test_a_covered_diagnosis_gets_no_stewardship_card(cards_by_topic):
     assert "SAFE-stewardship" not in cards_by_topic(conditions=[gbs(), condition("I10")])
 
 
+# real ICD-10-CM codes the guideline does not cover (a long problem list)
+_UNCOVERED = ["I10", "E11.9", "E78.5", "K21.9", "J45.909", "M54.5", "F32.9", "N40.0", "E03.9", "G47.33", "M17.11",
+              "I48.91", "K59.00", "R51.9", "L40.0"]
+
+
+def test_a_long_problem_list_is_counted_not_read_out(cards_by_topic):
+    """A card lists the diagnoses the indication would be among: the guideline's when there is one (not the rest of
+    the problem list), else at most ten of the current diagnoses and how many more there are."""
+    uncovered = [condition(code) for code in _UNCOVERED]
+    covered = cards_by_topic(conditions=[gbs(), *uncovered])
+    assert covered, "a GBS patient gets cards"
+    for card in covered.values():
+        assert not any(f"[{code}]" in card["detail"] for code in _UNCOVERED), card["summary"]
+    stewardship = cards_by_topic(conditions=uncovered, labs=all_monitoring_labs())["SAFE-stewardship"]["detail"]
+    assert sum(f"[{code}]" in stewardship for code in _UNCOVERED) == 10
+    assert f"… and {len(_UNCOVERED) - 10} more current diagnoses on record" in stewardship
+
+
 # --- no IVIG, no card ---------------------------------------------------------------------------------
 
 
