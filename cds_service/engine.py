@@ -30,6 +30,10 @@ from .regimen import (
 )
 from .terminology import ConceptIndex
 
+#: the inputs that speak of an immunoglobulin order's route: when no selected order is IVIG, only the recommendations
+#: that read one of them are evaluated
+ROUTE_INPUTS = frozenset({"routeUndetermined", "routeNotLicensed"})
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -68,7 +72,7 @@ class Call:
     today: date
     policy: DosePolicy
     inputs: dict[str, Any]  # the base inputs by name; evaluation adds the named definitions it needs
-    route_undetermined: bool
+    route_only: bool  # no selected order is IVIG: only the recommendations about the route (ROUTE_INPUTS) speak
     index: ConceptIndex  # which ValueSets hold each of the call's concepts, each looked up once
 
     @cached_property
@@ -114,9 +118,10 @@ def prepare(
     if ivig_orders and hook == "order-select":  # the session's other IVIG drafts are the same course: context, counted
         selected = {id(o) for o in selected_orders}
         ivig_orders += tuple(o for o in draft_orders if id(o) not in selected and rules.kind(o) is OrderKind.IVIG)
-    route_undetermined = not ivig_orders
-    if route_undetermined:
-        ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
+    route_only = not ivig_orders  # no IVIG order: only what is said about the route applies
+    if route_only:
+        ivig_orders = (tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
+                       or tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_NOT_LICENSED))
     if not ivig_orders:
         return None
     course = Course(tuple(d for o in ivig_orders for d in draft_dosages(o)), heaviest_kg=policy.heaviest_plausible_kg,
@@ -130,21 +135,23 @@ def prepare(
         course=course,
         highest_total_per_kg=knowledge.highest_course_total_per_kg,
         dose_tolerance=policy.tolerance,
-        route_undetermined=route_undetermined,
+        route_undetermined=route_only and any(kind is OrderKind.ROUTE_DECIDES for _, kind in pairs),
+        route_not_licensed=any(kind is OrderKind.ROUTE_NOT_LICENSED for _, kind in pairs),
         is_ivig=rules.is_ivig,
         index=index,
         indications=knowledge.indications,
         today=today,
     )
-    return Call(hook, ivig_orders, course, facts, today, policy, inputs, route_undetermined, index)
+    return Call(hook, ivig_orders, course, facts, today, policy, inputs, route_only, index)
 
 
 def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
     """Findings for a call's IVIG drafts (see prepare); none when there is no IVIG order.
 
     Each recommendation speaks at most once per call. When the only immunoglobulin orders are ones whose route
-    decides (a dual-route product with no route), only the recommendations that speak of the route (read
-    %routeUndetermined) are evaluated: the guideline's advice would be about a drug we cannot name yet."""
+    decides (a dual-route product with no route), or a subcutaneous product ordered intravenously, only the
+    recommendations that speak of the route (read one of ROUTE_INPUTS) are evaluated: the guideline's advice would be
+    about a drug we cannot name yet, or one it does not cover."""
     if call is None:
         return []
     hook, facts, today, policy = call.hook, call.facts, call.today, call.policy
@@ -152,8 +159,8 @@ def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
     standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
     diagnoses = set().union(*(call.index.valuesets(c.get("code")) for c in facts.conditions))
     candidates = knowledge.candidates(hook, diagnoses)
-    if call.route_undetermined:
-        candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
+    if call.route_only:
+        candidates = [rec for rec in candidates if not ROUTE_INPUTS.isdisjoint(rec.inputs_used)]
     resolve = knowledge.definitions.resolver(call.inputs, call.index)  # each named fact once, for every recommendation
     findings: list[Finding] = []
     for rec in candidates:

@@ -37,6 +37,7 @@ BASE_INPUTS = (
     "ivigCourses", "procedures", "plannedProcedures", "unconfirmedGuidelineDiagnoses", "unreadableRecords",
     "order", "orderDays", "orderDosePerKgPerDay", "draftDosesPerKgPerDay", "courseTotalPerKg", "courseLeastPerKgAnyWeight",
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
+    "routeNotLicensed",
 )
 
 #: the oldest age taken as real: the service's policy, above the oldest verified human age
@@ -178,6 +179,7 @@ def named_inputs(
     highest_total_per_kg: Decimal | None,
     dose_tolerance: Decimal,
     route_undetermined: bool,
+    route_not_licensed: bool,
     is_ivig: Callable[[dict], bool],
     index: ConceptIndex,
     indications: frozenset[str],
@@ -226,6 +228,7 @@ def named_inputs(
         "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],
         "doseTolerance": dose_tolerance,
         "routeUndetermined": route_undetermined,
+        "routeNotLicensed": route_not_licensed,
     }
 
 
