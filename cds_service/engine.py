@@ -137,7 +137,7 @@ def prepare(
         dose_tolerance=policy.tolerance,
         route_undetermined=route_only and any(kind is OrderKind.ROUTE_DECIDES for _, kind in pairs),
         route_not_licensed=any(kind is OrderKind.ROUTE_NOT_LICENSED for _, kind in pairs),
-        is_ivig=rules.is_ivig,
+        kind=rules.kind,
         index=index,
         indications=knowledge.indications,
         today=today,
@@ -226,6 +226,8 @@ def _broader_codes(knowledge: KnowledgeBase, rec: Recommendation, evidence: tupl
 
 #: base inputs whose every record a recommendation that reads them shows (unconfirmed diagnoses, records left out)
 _SHOWN_WHOLE = ("unconfirmedGuidelineDiagnoses", "unreadableRecords")
+#: base inputs of earlier courses: a recommendation that reads one shows the latest three
+_COURSES = ("ivigCourses", "routeUnsettledCourses")
 
 
 def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tuple[tuple[dict, ...], tuple[str, ...]]:
@@ -243,9 +245,10 @@ def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tupl
         if pool in rec.inputs_used:
             for resource in inputs[pool]:
                 found.setdefault(id(resource), resource)
-    if "ivigCourses" in rec.inputs_used:
-        for course in inputs["ivigCourses"][:3]:  # the latest earlier courses the recommendation rests on
-            found.setdefault(id(course), course)
+    for pool in _COURSES:
+        if pool in rec.inputs_used:
+            for course in inputs[pool][:3]:  # the latest earlier courses the recommendation rests on
+                found.setdefault(id(course), course)
     missing = []
     for url in dict.fromkeys(rec.observed_valuesets + rec.watched_valuesets):  # each once, observed first
         latest = call.newest_results.get(url)
