@@ -8,7 +8,8 @@ dates (with or without times). A unit code counts only in UCUM's system; beside 
 word says the unit. Every dosage instruction that states a dose is a part of the course, and a dose written both in g
 and per kg is read by the larger. What is ambiguous is not guessed: a dose in mL (the grams a mL holds depend on the
 product), a range (one whose ends are the same amount is that amount), an amount that is not positive, a schedule
-that gives no whole number of doses a day or is a code the service does not read. The draft then says in words what could not be read, so a card can tell the pharmacist.
+that gives no whole number of doses a day or is a code the service does not read. The draft then says in words what
+could not be read, so a card can tell the pharmacist.
 
 Maintenance: a draft that repeats its dose at intervals of MAINTENANCE_INTERVAL_DAYS or more is a maintenance schedule
 (the guideline's typical maintenance regimens are 1 g/kg every 2–4 weeks or 2 g/kg every 4–8 weeks). Its course, the
