@@ -7,8 +7,9 @@ UCUM code, or when there is none the unit words d, day, days, wk, week, weeks), 
 dates (with or without times). A unit code counts only in UCUM's system; beside an EHR's own code ("GM"), the unit
 word says the unit. Every dosage instruction that states a dose is a part of the course, and a dose written both in g
 and per kg is read by the larger. What is ambiguous is not guessed: a dose in mL (the grams a mL holds depend on the
-product), a range, an amount that is not positive, a schedule that gives no whole number of doses a day or is a code
-the service does not read. The draft then says in words what could not be read, so a card can tell the pharmacist.
+product), a range (one whose ends are the same amount is that amount), an amount that is not positive, a schedule
+that gives no whole number of doses a day or is a code the service does not read. The draft then says in words what
+could not be read, so a card can tell the pharmacist.
 
 Maintenance: a draft that repeats its dose at intervals of MAINTENANCE_INTERVAL_DAYS or more is a maintenance schedule
 (the guideline's typical maintenance regimens are 1 g/kg every 2–4 weeks or 2 g/kg every 4–8 weeks). Its course, the
@@ -154,19 +155,17 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
     doses: list[_Dose] = []
     reasons: list[str] = []
     for dose_and_rate in objects(instruction.get("doseAndRate")):
-        if "doseQuantity" not in dose_and_rate:
+        quantity = obj(dose_and_rate.get("doseQuantity")) if "doseQuantity" in dose_and_rate else _one_amount(
+            obj(dose_and_rate.get("doseRange")))
+        if not quantity:
             if "doseRange" in dose_and_rate:
-                reasons.append("the dose is a range, not one amount")
+                reasons.append(f"the dose is a range ({_range_written(obj(dose_and_rate.get('doseRange')))}), not one "
+                               "amount: the dose to be given must be one amount to be checked")
             elif rate := _rate(dose_and_rate):
                 reasons.append(f"the order states an infusion rate ({rate}), not a dose: what it gives depends on how long "
                                "it runs")
             continue
-        quantity = obj(dose_and_rate.get("doseQuantity"))
-        value = number(quantity.get("value"))
-        # a code means a UCUM unit only in UCUM's system: a local code ("GM" in an EHR's own system) is read by its words
-        code = text(quantity.get("code")) if quantity.get("system") in (UCUM, None) else None
-        word = text(quantity.get("unit"))
-        written = f"{_shown(value) if value is not None else quantity.get('value')!s} {code or word or ''}".strip()
+        value, code, word, written = _amount(quantity)
         dose = _dose(value, code, word)
         if value is None:
             as_text = isinstance(quantity.get("value"), str)
@@ -182,6 +181,31 @@ def _doses(instruction: dict) -> tuple[list[_Dose], list[str]]:
     if not doses and not reasons and "maxDosePerPeriod" in instruction:
         reasons.append("the order states only a maximum dose per period (maxDosePerPeriod), not a dose")
     return doses, reasons
+
+
+def _amount(quantity: dict) -> tuple[Decimal | None, str | None, str | None, str]:
+    """A dose Quantity's number, UCUM code, unit word and the amount as written ("28 g")."""
+    value = number(quantity.get("value"))
+    # a code means a UCUM unit only in UCUM's system: a local code ("GM" in an EHR's own system) is read by its words
+    code = text(quantity.get("code")) if quantity.get("system") in (UCUM, None) else None
+    word = text(quantity.get("unit"))
+    return value, code, word, f"{_shown(value) if value is not None else quantity.get('value')!s} {code or word or ''}".strip()
+
+
+def _one_amount(dose_range: dict) -> dict:
+    """A range whose ends are the same amount (28-28 g, as some EHRs send every dose) is that amount: its low end.
+    A range with different ends is none (empty): which end is meant is not guessed, not even the higher; the order is
+    unreadable and the card asks for one amount, since a range is no dose a pharmacist can check or dispense."""
+    low, high = obj(dose_range.get("low")), obj(dose_range.get("high"))
+    if not low or not high:
+        return {}
+    ends = [_dose(*_amount(end)[:3]) for end in (low, high)]
+    return low if ends[0] is not None and ends[0] == ends[1] else {}
+
+
+def _range_written(dose_range: dict) -> str:
+    ends = [_amount(obj(dose_range.get(end)))[3] if obj(dose_range.get(end)) else "no end" for end in ("low", "high")]
+    return " to ".join(ends)
 
 
 def _rate(dose_and_rate: dict) -> str | None:

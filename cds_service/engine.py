@@ -30,6 +30,10 @@ from .regimen import (
 )
 from .terminology import ConceptIndex
 
+#: the inputs that speak of an immunoglobulin order's route: when no selected order is IVIG, only the recommendations
+#: that read one of them are evaluated
+ROUTE_INPUTS = frozenset({"routeUndetermined", "routeNotLicensed"})
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -71,7 +75,7 @@ class Call:
     today: date
     policy: DosePolicy
     inputs: dict[str, Any]  # the base inputs by name; evaluation adds the named definitions it needs
-    route_undetermined: bool
+    route_only: bool  # no selected order is IVIG: only the recommendations about the route (ROUTE_INPUTS) speak
     index: ConceptIndex  # which ValueSets hold each of the call's concepts, each looked up once
 
     @cached_property
@@ -117,9 +121,10 @@ def prepare(
     if ivig_orders and hook == "order-select":  # the session's other IVIG drafts are the same course: context, counted
         selected = {id(o) for o in selected_orders}
         ivig_orders += tuple(o for o in draft_orders if id(o) not in selected and rules.kind(o) is OrderKind.IVIG)
-    route_undetermined = not ivig_orders
-    if route_undetermined:
-        ivig_orders = tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
+    route_only = not ivig_orders  # no IVIG order: only what is said about the route applies
+    if route_only:
+        ivig_orders = (tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_DECIDES)
+                       or tuple(o for o, kind in pairs if kind is OrderKind.ROUTE_NOT_LICENSED))
     if not ivig_orders:
         return None
     course = Course(tuple(d for o in ivig_orders for d in draft_dosages(o)), heaviest_kg=policy.heaviest_plausible_kg,
@@ -133,21 +138,23 @@ def prepare(
         course=course,
         highest_total_per_kg=knowledge.highest_course_total_per_kg,
         dose_tolerance=policy.tolerance,
-        route_undetermined=route_undetermined,
-        is_ivig=rules.is_ivig,
+        route_undetermined=route_only and any(kind is OrderKind.ROUTE_DECIDES for _, kind in pairs),
+        route_not_licensed=any(kind is OrderKind.ROUTE_NOT_LICENSED for _, kind in pairs),
+        kind=rules.kind,
         index=index,
         indications=knowledge.indications,
         today=today,
     )
-    return Call(hook, ivig_orders, course, facts, today, policy, inputs, route_undetermined, index)
+    return Call(hook, ivig_orders, course, facts, today, policy, inputs, route_only, index)
 
 
 def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
     """Findings for a call's IVIG drafts (see prepare); none when there is no IVIG order.
 
     Each recommendation speaks at most once per call. When the only immunoglobulin orders are ones whose route
-    decides (a dual-route product with no route), only the recommendations that speak of the route (read
-    %routeUndetermined) are evaluated: the guideline's advice would be about a drug we cannot name yet."""
+    decides (a dual-route product with no route), or a subcutaneous product ordered intravenously, only the
+    recommendations that speak of the route (read one of ROUTE_INPUTS) are evaluated: the guideline's advice would be
+    about a drug we cannot name yet, or one it does not cover."""
     if call is None:
         return []
     hook, facts, today, policy = call.hook, call.facts, call.today, call.policy
@@ -155,8 +162,8 @@ def evaluate(knowledge: KnowledgeBase, call: Call | None) -> list[Finding]:
     standing = weight_standing(facts.weight, age, today, policy) if facts.weight else None
     diagnoses = set().union(*(call.index.valuesets(c.get("code")) for c in facts.conditions))
     candidates = knowledge.candidates(hook, diagnoses)
-    if call.route_undetermined:
-        candidates = [rec for rec in candidates if "routeUndetermined" in rec.inputs_used]
+    if call.route_only:
+        candidates = [rec for rec in candidates if not ROUTE_INPUTS.isdisjoint(rec.inputs_used)]
     resolve = knowledge.definitions.resolver(call.inputs, call.index)  # each named fact once, for every recommendation
     indication_diagnoses = tuple(call.inputs["guidelineDiagnoses"] or facts.conditions)
     findings: list[Finding] = []
@@ -224,6 +231,8 @@ def _broader_codes(knowledge: KnowledgeBase, rec: Recommendation, evidence: tupl
 
 #: base inputs whose every record a recommendation that reads them shows (unconfirmed diagnoses, records left out)
 _SHOWN_WHOLE = ("unconfirmedGuidelineDiagnoses", "unreadableRecords")
+#: base inputs of earlier courses: a recommendation that reads one shows the latest three
+_COURSES = ("ivigCourses", "routeUnsettledCourses")
 
 
 def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tuple[tuple[dict, ...], tuple[str, ...]]:
@@ -241,9 +250,10 @@ def _evidence(knowledge: KnowledgeBase, rec: Recommendation, call: Call) -> tupl
         if pool in rec.inputs_used:
             for resource in inputs[pool]:
                 found.setdefault(id(resource), resource)
-    if "ivigCourses" in rec.inputs_used:
-        for course in inputs["ivigCourses"][:3]:  # the latest earlier courses the recommendation rests on
-            found.setdefault(id(course), course)
+    for pool in _COURSES:
+        if pool in rec.inputs_used:
+            for course in inputs[pool][:3]:  # the latest earlier courses the recommendation rests on
+                found.setdefault(id(course), course)
     missing = []
     for url in dict.fromkeys(rec.observed_valuesets + rec.watched_valuesets):  # each once, observed first
         latest = call.newest_results.get(url)

@@ -23,6 +23,7 @@ from typing import Any
 
 from .fhirjson import code_of, instant, objects, recorded_at, text
 from .fhirjson import element as fhir_element
+from .orders import OrderKind
 from .readable import unreadable, without_times
 from .regimen import Course, DosingWeight
 from .subject import about_another_patient
@@ -37,6 +38,7 @@ BASE_INPUTS = (
     "ivigCourses", "procedures", "plannedProcedures", "unconfirmedGuidelineDiagnoses", "unreadableRecords",
     "order", "orderDays", "orderDosePerKgPerDay", "draftDosesPerKgPerDay", "courseTotalPerKg", "courseLeastPerKgAnyWeight",
     "courseReadable", "highestCourseTotalPerKg", "doseTolerance", "routeUndetermined",
+    "routeNotLicensed", "routeUnsettledCourses",
 )
 
 #: the oldest age taken as real: the service's policy, above the oldest verified human age
@@ -178,7 +180,8 @@ def named_inputs(
     highest_total_per_kg: Decimal | None,
     dose_tolerance: Decimal,
     route_undetermined: bool,
-    is_ivig: Callable[[dict], bool],
+    route_not_licensed: bool,
+    kind: Callable[[dict], OrderKind],
     index: ConceptIndex,
     indications: frozenset[str],
     today: date,
@@ -198,6 +201,7 @@ def named_inputs(
     other_orders = list(other_orders)
     other_medications = [o for o in other_orders if o.get("resourceType") == "MedicationRequest"]
     drafted_procedures = [o for o in other_orders if o.get("resourceType") == "ServiceRequest" and o.get("doNotPerform") is not True]
+    earlier = [(m, kind(m)) for m in facts.medication_history + facts.administrations if m.get("status") != "stopped"]
     return {
         "hook": hook,
         "patient": facts.patient or [],
@@ -208,8 +212,8 @@ def named_inputs(
         "weightKg": facts.weight.kg if facts.weight else [],
         "observations": coded(facts.observations),
         "medications": coded(facts.medications + other_medications, "medication"),
-        "ivigCourses": newest_first(
-            m for m in facts.medication_history + facts.administrations if m.get("status") != "stopped" and is_ivig(m)),
+        "ivigCourses": newest_first(m for m, k in earlier if k is OrderKind.IVIG),
+        "routeUnsettledCourses": newest_first(m for m, k in earlier if k is OrderKind.ROUTE_DECIDES),
         "procedures": coded(facts.procedures),
         "plannedProcedures": coded(facts.planned_procedures + drafted_procedures),
         "unconfirmedGuidelineDiagnoses": [c for c in coded(facts.unconfirmed_conditions)
@@ -226,6 +230,7 @@ def named_inputs(
         "highestCourseTotalPerKg": highest_total_per_kg if highest_total_per_kg is not None else [],
         "doseTolerance": dose_tolerance,
         "routeUndetermined": route_undetermined,
+        "routeNotLicensed": route_not_licensed,
     }
 
 

@@ -7,7 +7,8 @@ names a member, since many EHRs send local codes with text only.
 
 | role | an order whose medication (or route) is in the set ... |
 |---|---|
-| never-ivig | is not IVIG, whatever else it says (hyperimmune globulins, subcutaneous products); this wins |
+| never-ivig | is not IVIG, whatever else it says (hyperimmune globulins); this wins |
+| extravascular-product | is not IVIG (subcutaneous or intramuscular products); ordered intravenously: not licensed for the route |
 | ivig | is IVIG unless a route is given that is not intravenous (products licensed for intravenous use only) |
 | ivig-by-route | is IVIG only when its route is intravenous; with no route, the route decides (dual-route products) |
 | intravenous-route | has an intravenous route |
@@ -20,6 +21,10 @@ either, but it is no other product: the immunoglobulin is ordered by a route it 
 and one card asks for the route, at both hooks. So do routes that contradict each other (intravenous and
 subcutaneous, or intravenous in one instruction and oral in another). A route written only as a local code without
 words says nothing: the product decides.
+
+A product licensed only for subcutaneous or intramuscular use is never IVIG; but ordered with an intravenous route (in
+a dosage's route or words, not in the product's own name) it is about to be given by a route it is not licensed for,
+and one card says so (the service's rule: the guideline does not address these products).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ORDER_ROLE = "http://ivig-cds.org/fhir/StructureDefinition/ivig-order-role"
 #: each role an ivig-order-role extension may give, and what it means (the review document shows these words)
 ROLES = {
     "never-ivig": "never IVIG, whatever the route (checked first)",
+    "extravascular-product": "never IVIG; with an intravenous route, one card says the product is not licensed for the route ordered",
     "ivig": "IVIG, unless a route is given that is not intravenous (subcutaneous or intramuscular: no IVIG; any other: the route decides)",
     "ivig-by-route": "IVIG only when the route is intravenous; with no route, one card says the route decides and no dose is offered",
     "intravenous-route": "route: intravenous",
@@ -51,6 +57,7 @@ _NEUTRAL_ROUTE_WORDS = re.compile(r"\b(?:infusion|injection|inj|parenteral|route
 class OrderKind(Enum):
     IVIG = "ivig"
     ROUTE_DECIDES = "route-decides"  # normal immunoglobulin that is IVIG only if given intravenously, and no route
+    ROUTE_NOT_LICENSED = "route-not-licensed"  # a subcutaneous or intramuscular product ordered intravenously
     OTHER = "other"
 
 
@@ -105,14 +112,18 @@ class OrderRules:
 
         if product("never-ivig"):
             return OrderKind.OTHER
+        instructions = _instructions(order)
+        routes = [obj(i.get("route")) for i in instructions]
+        instruction_words = " ".join(t for i in instructions for t in _instruction_texts(i))
+        if product("extravascular-product"):  # its name says subcutaneous: only the dosage's route can say intravenous
+            ordered = self._terminology.codings_in(routes) | self._terminology.named_by(instruction_words)
+            intravenous_ordered = bool(ordered & self._valuesets["intravenous-route"])
+            return OrderKind.ROUTE_NOT_LICENSED if intravenous_ordered else OrderKind.OTHER
         licensed_iv_only = product("ivig")
         if not licensed_iv_only and not product("ivig-by-route"):
             return OrderKind.OTHER
-        instructions = _instructions(order)
-        routes = [obj(i.get("route")) for i in instructions]
-        route_words = " ".join([name, *(t for i in instructions for t in _instruction_texts(i))])
         route_coded = (self._terminology.codings_in(routes)
-                       | self._terminology.named_by(route_words))
+                       | self._terminology.named_by(" ".join(filter(None, (name, instruction_words)))))
 
         def route(role: str) -> bool:
             return bool(route_coded & self._valuesets[role])

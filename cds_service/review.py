@@ -40,7 +40,8 @@ def render(knowledge: KnowledgeBase) -> str:
         f"Source: {guideline['display']}. {guideline['url']}",
         "",
         ("Levels: Level A/B/C and Good practice point as the guideline gives them; *No recommendation* where the guideline "
-         "says none can be made; *Guideline statement (no level)* for sentences the service cites that carry no level."),
+         "says none can be made; *Guideline statement (no level)* for sentences the service cites that carry no level; "
+         "*Service rule (not the guideline's)* for a check of the service's own, which cites the guideline only for its scope."),
         "",
         "## All recommendations",
         "",

@@ -29,7 +29,7 @@ def test_every_recommendation_cites_its_sentence_and_level_and_has_a_topic_code(
         if rec.alternatives:  # a decision quotes the recommendations it decides between, each with its own level
             assert "citation" not in rec.documentation and rec.description
         else:
-            assert rec.documentation["citation"] and rec.level["code"] in {"A", "B", "C", "GPP", "none", "statement"}
+            assert rec.documentation["citation"] and rec.level["code"] in {"A", "B", "C", "GPP", "none", "statement", "service-rule"}
 
 
 GUIDELINE = ROOT / "tests/fixtures/guideline.txt"  # a copy of ../shared/seeds/000_61063e0f6814f575.txt

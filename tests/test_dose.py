@@ -535,3 +535,35 @@ def test_the_suggestion_keeps_the_draft_and_drops_what_contradicts_the_course(ca
     (instruction,) = resource["dosageInstruction"]
     assert instruction["route"]["coding"][0]["code"] == "47625008"
     assert instruction["timing"]["repeat"]["boundsDuration"]["value"] == 5
+
+
+def _ranged(low: dict, high: dict) -> dict:
+    order = dosed_ivig_order(28, "g", **FIVE_DAYS)
+    order["dosageInstruction"][0]["doseAndRate"] = [{"doseRange": {"low": low, "high": high}}]
+    return order
+
+
+def _grams(value: float, code: str = "g") -> dict:
+    return {"value": value, "unit": code, "system": UCUM, "code": code}
+
+
+@pytest.mark.parametrize("low", [_grams(28), _grams(28000, "mg")], ids=["28-28-g", "28000-mg-28-g"])
+def test_a_dose_range_whose_ends_are_the_same_amount_is_that_dose(cds, low):
+    """Some EHRs send every dose as a range: 28-28 g is 28 g (it was unreadable), read like the dose written once."""
+    body = prefetch(conditions=[gbs()], weights=[weight(70)])
+    assert cds(hook_request([_ranged(low, _grams(28))], hook="order-sign", prefetch=body)) == []
+    tenfold = cds(hook_request([_ranged(_grams(280), _grams(280))], hook="order-sign", prefetch=body))
+    (card,) = [c for c in tenfold if HIGHEST in stated_topics(c)]
+    assert card["indicator"] == "critical" and not [c for c in tenfold if UNREADABLE in stated_topics(c)]
+
+
+@pytest.mark.parametrize("low, high, written", [(_grams(20), _grams(28), "20 g to 28 g"),
+                                                (_grams(28), {}, "28 g to no end")], ids=["20-28-g", "no-high"])
+def test_a_dose_range_with_different_ends_stays_unreadable_and_says_the_range(cds, low, high, written):
+    """Neither end is guessed (not even the higher): the pharmacist is asked for the one amount to give."""
+    order = _ranged(low, high)
+    if not high:
+        del order["dosageInstruction"][0]["doseAndRate"][0]["doseRange"]["high"]
+    cards = cds(hook_request([order], hook="order-sign", prefetch=prefetch(conditions=[gbs()], weights=[weight(70)])))
+    (card,) = [c for c in cards if c["source"]["topic"]["code"] == UNREADABLE]
+    assert f"the dose is a range ({written}), not one amount" in card["detail"]

@@ -258,7 +258,6 @@ def test_a_code_for_an_either_route_immunoglobulin_without_a_route_gets_the_rout
 
 @pytest.mark.parametrize("order", [
     coded_only(RXNORM, "1809069"),                                           # Hizentra 20 % in 10 ML Injection
-    by_route(coded_only(RXNORM, "1809069"), system=V3_ROUTE, code="IV"),    # ... even when an order says IV
     coded_only(RXNORM, "1549694"),                                           # HYQVIA 10 GM / 100 ML Kit
     coded_only(RXNORM, "2196299"),                                           # Xembify 200 MG/ML Injection
     by_route(coded_only(RXNORM, "1809582"), system=V3_ROUTE, code="SQ"),    # Gamunex-C given subcutaneously
@@ -270,10 +269,39 @@ def test_a_code_for_an_either_route_immunoglobulin_without_a_route_gets_the_rout
     by_route(coded_only(HCPCS, "J7511"), system=V3_ROUTE, code="IV"),       # rabbit anti-thymocyte globulin
     by_route(medication_request("", status="draft", id="atg", text="Lymphocyte immune globulin, anti-thymocyte globulin "
                                 "(equine) 50 mg/mL"), system=V3_ROUTE, code="IV"),  # in words only
-], ids=["hizentra-sbd", "hizentra-sbd-iv", "hyqvia-kit", "xembify", "gamunex-sq", "gamastan-im", "hcpcs-hizentra",
+], ids=["hizentra-sbd", "hyqvia-kit", "xembify", "gamunex-sq", "gamastan-im", "hcpcs-hizentra",
         "cytogam-iv", "hcpcs-cmv-iv", "atgam-iv", "hcpcs-atg-iv", "atg-words-iv"])
 def test_subcutaneous_hyperimmune_or_antithymocyte_codes_get_no_cards(cds, order):
     assert cds(hook_request([order], prefetch=DATA)) == []
+
+
+NOT_LICENSED = "SAFE-route-not-licensed"
+
+
+@pytest.mark.parametrize("order", [
+    by_route(coded_only(RXNORM, "1809069"), system=V3_ROUTE, code="IV"),                        # Hizentra, coded
+    by_route(ivig_order(coding=(NDC, "44206-0451-01")), system=SNOMED, code="47625008"),      # Hizentra, NDC
+    by_route(coded_only(RXNORM, "2196299"), text="Intravenous"),                                # Xembify
+    by_route(medication_request("", status="draft", id="sc", text="Cuvitru 20%"), text="IV"),
+    by_route(medication_request("", status="draft", id="sc", text="Cutaquig 16.5%"), dosage_text="8 g IV weekly"),
+    by_route(coded_only(RXNORM, "1549694"), system=EDQM, code="20045000"),                      # HyQvia kit
+    by_route(coded_only(RXNORM, "1809036"), system=V3_ROUTE, code="IV"),                        # GamaSTAN (intramuscular)
+], ids=["hizentra-rxnorm", "hizentra-ndc", "xembify", "cuvitru-words", "cutaquig-dosage-text", "hyqvia", "gamastan"])
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_a_subcutaneous_product_ordered_intravenously_gets_one_card_saying_it_is_not_licensed_for_the_route(cds, order, hook):
+    """A subcutaneous (or intramuscular) product is never IVIG, but ordered IV it is about to be given by a route it is
+    not licensed for: one warning, named as the service's rule, no dose and no guideline advice, at both hooks."""
+    (card,) = cds(hook_request([order], hook=hook, prefetch=DATA))
+    assert card["source"]["topic"]["code"] == NOT_LICENSED and card["indicator"] == "warning"
+    assert "not licensed for intravenous use" in card["summary"] and "suggestions" not in card
+    assert card["detail"].startswith("**Service rule (not the guideline's)**") and "service's own rule" in card["detail"]
+
+
+def test_a_subcutaneous_product_ordered_intravenously_beside_an_ivig_order_still_gets_its_card(cds):
+    hizentra = by_route(coded_only(RXNORM, "1809069"), system=V3_ROUTE, code="IV")
+    codes = {c["source"]["topic"]["code"] for c in cds(hook_request([ivig_order(id="ivig-2"), hizentra], hook="order-sign", prefetch=DATA))
+             } | {c["source"]["topic"]["code"] for c in cds(hook_request([ivig_order(id="ivig-2"), hizentra], prefetch=DATA))}
+    assert {NOT_LICENSED, "GBS-1"} <= codes
 
 
 def _compounded(code: dict, *ingredients: dict) -> dict:

@@ -438,3 +438,35 @@ def test_every_card_keeps_the_card_contract(cds, hook, order, data):
     assert_card_contract(cards)
     severity = {"critical": 0, "warning": 1, "info": 2}
     assert [severity[c["indicator"]] for c in cards] == sorted(severity[c["indicator"]] for c in cards)  # most severe first
+
+
+GAMUNEX_C = ("13533-0800-12", "http://hl7.org/fhir/sid/ndc")  # licensed for intravenous and subcutaneous use
+
+
+def _given(days_before: int, route: str | None = None) -> dict:
+    record = administration(*GAMUNEX_C, when=days_ago(days_before))
+    if route:
+        record["dosage"] = {"route": {"text": route}}
+    return record
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_an_immunoglobulin_given_in_the_last_5_days_with_no_route_stated_gets_the_recent_course_warning(cds, hook):
+    """It may have been IVIG: the warning asks to check the record, it changes no dose."""
+    body = hook_request([ivig_order(daily_g=28, days=5)], hook=hook,
+                        prefetch=prefetch(conditions=[gbs(onset=days_ago(8))], weights=[weight(70)], administrations=[_given(2)]))
+    (card,) = [c for c in cds(body) if RECENT in stated_topics(c)]
+    assert_warning_without_suggestions(card, stating="may still be running")
+    assert "13533-0800-12" in card["detail"] and "does not state" in card["detail"]
+
+
+@pytest.mark.parametrize("given", [_given(2, "subcutaneous"), _given(8)], ids=["subcutaneous", "8-days-ago"])
+def test_no_recent_course_warning_for_an_immunoglobulin_given_subcutaneously_or_long_ago(cards_by_topic, given):
+    assert RECENT not in cards_by_topic(conditions=[gbs(onset=days_ago(30))], administrations=[given])
+
+
+def test_an_immunoglobulin_with_no_route_stated_is_no_earlier_ivig_course_for_the_recommendations(cards_by_topic):
+    """Only the recent-course warning reads it: a GBS course after it is still the episode's first (GBS-1, not GBS-6)."""
+    unstated = cards_by_topic(conditions=[gbs(onset=days_ago(8))], administrations=[_given(2)])
+    none = cards_by_topic(conditions=[gbs(onset=days_ago(8))])
+    assert set(unstated) - set(none) == {RECENT} and set(none) <= set(unstated)
