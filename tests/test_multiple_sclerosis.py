@@ -118,6 +118,11 @@ def test_primary_progressive_ms_gets_one_card_saying_the_purpose_decides(cards_b
     assert card["source"]["topic"]["code"] == "MS-purpose" and stated_topics(card) == ["MS-5", "MS-6"]
     assert card["indicator"] == "warning" and "Level A" in card["detail"] and "No recommendation" in card["detail"]
     assert "suggestions" not in card
+    # the decision is read first, each recommendation in one line; the guideline's sentences come after
+    detail = card["detail"]
+    assert detail.startswith("**The purpose of the order is not coded")
+    assert detail.index("**No recommendation:**") < detail.index("**The guideline's sentences**") < detail.index(
+        "> In clinically isolated syndromes and in primary progressive MS")
 
 
 def test_rrms_gets_no_undecided_card(cards_by_topic):
