@@ -134,19 +134,21 @@ def present_one(finding: Finding) -> Presentation:
 
 
 def _decision(decision: Finding) -> Presentation:
-    """Several recommendations the record cannot choose between: what decides first, then each recommendation with
-    its level and sentence. As urgent as the most urgent of them; it proposes the regimen of the first that gives a
-    dose, and when the draft departs from a regimen, its summary says so."""
+    """Several recommendations the record cannot choose between: what decides first, then each recommendation in one
+    line with its level (and its regimen), the patient facts, and last the guideline's sentences, so that the clinician
+    reads the decision before the evidence. As urgent as the most urgent of them; it proposes the regimen of the first
+    that gives a dose, and when the draft departs from a regimen, its summary says so."""
     alternatives = [present_one(f) for f in decision.alternatives]
     rec = decision.recommendation
     lines = [f"**{rec.description}**", ""]
     facts: dict[str, None] = {}
     for finding in decision.alternatives:
-        lines += [f"**{_stance(finding)}:** {finding.recommendation.title}", "",
-                  f"> {finding.recommendation.documentation['citation']}", ""]
+        lines += [f"**{_stance(finding)}:** {finding.recommendation.title}", ""]
         lines += _regimen_block(finding, heading=False)
         facts.update(dict.fromkeys(_patient_facts(finding)))
     lines += _facts_block(list(facts))
+    lines += ["**The guideline's sentences**", ""]
+    lines += [f"> {f.recommendation.documentation['citation']}\n" for f in decision.alternatives]
     departed = next((a for f, a in zip(decision.alternatives, alternatives, strict=True) if f.departs), None)
     offered = next((a for a in alternatives if a.proposals), None)
     return Presentation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.card_checks import stated_topics
 from tests.conftest import topics
 from tests.patients import catalogue
 
@@ -28,3 +29,30 @@ def test_no_recommendation_is_said_twice(cds, name):
     cards = cds(PATIENTS[name])
     codes = [c["source"]["topic"]["code"] for c in cards]
     assert len(codes) == len(set(codes)) and len(topics(cards)) >= len(cards), (name, codes)
+
+
+def _stances(knowledge, card: dict) -> set[str]:
+    """Which way the recommendations a card states go: 'for' or 'against' IVIG, or 'none' (the guideline makes none);
+    statements (safety, notes) take no side."""
+    by_code = {r.action_id: r for r in knowledge.recommendations}
+    found = set()
+    for code in stated_topics(card):
+        rec = by_code.get(code)
+        if rec is not None and rec.level.get("code") == "none":
+            found.add("none")
+        elif rec is not None and rec.direction in ("for", "against"):
+            found.add(rec.direction)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(PATIENTS))
+def test_no_card_contradicts_another(app, cds, name):
+    """A card against IVIG beside another card for it, or beside one saying the guideline makes no recommendation,
+    leaves the clinician to find out which is right (DM beside IBM, PPMS, NMO beside an MS code). Where the record
+    cannot tell, one card states both and says what decides (a decision); where one diagnosis is the more specific or
+    the recommendation against is at the higher level, it speaks alone."""
+    knowledge = app.extensions["ivig_cds"].knowledge
+    sides = [(card["summary"], _stances(knowledge, card)) for card in cds(PATIENTS[name])]
+    against = [summary for summary, found in sides if found == {"against"}]
+    other = [summary for summary, found in sides if found and "against" not in found]
+    assert not (against and other), (name, against, other)

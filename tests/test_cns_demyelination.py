@@ -109,3 +109,16 @@ def test_a_diagnosis_that_is_not_current_gives_no_card_of_the_chapter(cards_by_t
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
     methylprednisolone_draft = corticosteroid("H02AB04", "methylprednisolone") | {"status": "draft", "id": "mp-1"}
     assert cns_cards(cards_by_topic, order=methylprednisolone_draft, conditions=[adem(), nmo(), balo()]) == {}
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("ms_code", ["G35.A", "G35.D", "G35.C0", "G35.B0"], ids=["RRMS", "MS", "SPMS", "PPMS"])
+def test_an_ms_code_beside_neuromyelitis_optica_brings_no_ms_card(cards_by_topic, hook, ms_code):
+    """NMO was long taken for a form of MS, and the MS code often stays on the problem list. The MS recommendations rest
+    on MS trials ('IVIG could still be considered as a second or third-line therapy in RRMS ...') and beside NMO's 'only
+    one case type study' they contradicted it ('the purpose decides' beside 'no recommendation'): NMO, the more specific
+    diagnosis, speaks, and its card says the MS code was not used."""
+    cards = cns_cards(cards_by_topic, conditions=[nmo(), condition(ms_code)], hook=hook)
+    assert not [code for code in cards if code.startswith("MS-")], sorted(cards)
+    if hook == "order-select":
+        assert "MS diagnosis on record beside NMO" in cards["CNS-1-nmo"]["detail"]

@@ -109,3 +109,15 @@ def test_a_resolved_or_refuted_diagnosis_is_not_an_indication(cards_by_topic, st
 
 def test_an_order_that_is_not_ivig_gets_no_card(cards_by_topic):
     assert dm_cards(cards_by_topic, order=corticosteroid() | {"status": "draft", "id": "pred-1"}) == {}
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize("data", [ON_PREDNISONE, NO_CORTICOSTEROID], ids=["on prednisone", "no corticosteroid"])
+def test_dermatomyositis_beside_inclusion_body_myositis_gets_the_ibm_warning_alone(cards_by_topic, hook, data):
+    """'IVIG is recommended as a second-line treatment ... for patients with DM (level B)' beside 'IVIG can not be
+    recommended for the treatment of sporadic IBM (level A)' contradicted each other. The recommendation against, at the
+    higher level, speaks: IVIG given for an IBM is given without benefit, and its card names the DM code it did not use."""
+    both = [condition("M33.10", display="Other dermatomyositis"), condition("G72.41", display="Inclusion body myositis")]
+    cards = dm_cards(cards_by_topic, conditions=both, hook=hook, **data)
+    assert "IBM-1" in cards and not set(CHAPTER) & set(cards), sorted(cards)
+    assert cards["IBM-1"]["indicator"] == "warning" and "dermatomyositis or polymyositis diagnosis" in cards["IBM-1"]["detail"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cds_service.cards import STATES
 from tests.card_checks import assert_warning_without_suggestions
 from tests.fhir_data import (
     SNOMED,
@@ -242,3 +243,28 @@ def test_a_gbs_written_only_in_words_is_not_read_and_the_card_says_so(cards_by_t
     detail = cards["SAFE-stewardship"]["detail"]
     assert "Diagnosis: Guillain-Barré syndrome (active, since" in detail
     assert "in words only, with no code: not read)" in detail and "add its code" in detail
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_a_child_gets_one_first_line_card_stating_the_three_recommendations(cards_by_topic, hook):
+    """'IVIG 0.4 g/kg/day for 5 days or PE can be used as first-line treatment ... (level A)', 'IVIG has lesser side
+    effects than PE and this would favour IVIG over PE treatment (level B)' and 'Children ... should be treated with IVIG
+    as first-line treatment (level C)' say one thing of a child's order: one card states the three, each with its level
+    and sentence, and offers the course once. An adult keeps the GBS-1 and GBS-2 cards."""
+    child = patient(birth_date=days_ago(9 * 365))
+    signing = hook == "order-sign"  # at signing the card speaks only when something is wrong: a draft 10 times too high
+    cards = gbs_cards(cards_by_topic, patient_resource=child, hook=hook, **({"order": ivig_order(daily_g=280, days=5)} if signing else {}))
+    shown = {id(card): card for code, card in cards.items() if code in ("GBS-1", "GBS-2", "GBS-5")}
+    assert len(shown) == 1
+    (card,) = shown.values()
+    assert card["source"]["topic"]["code"] == "GBS-first-line-child"
+    assert card["extension"][STATES][:3] == ["GBS-1", "GBS-2", "GBS-5"]
+    for level in ("Level A", "Level B", "Level C"):
+        assert level in card["detail"]
+    if not signing:
+        assert card["indicator"] == "info" and "0.4 g/kg/day" in card["summary"] and "children" in card["summary"]
+        assert len(card["suggestions"]) >= 1
+    else:
+        assert card["indicator"] == "critical" and "10 times" in card["summary"]
+    adult = gbs_cards(cards_by_topic, hook=hook, **({"order": ivig_order(daily_g=2800, days=5)} if signing else {}))
+    assert adult["GBS-1"]["source"]["topic"]["code"] == "GBS-1" and "GBS-5" not in adult

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.card_checks import assert_states, assert_warning_without_suggestions
+from tests.card_checks import assert_states, assert_warning_without_suggestions, stated_topics
 from tests.fhir_data import SNOMED, condition, corticosteroid, ivig_order, medication_request
 
 CHAPTER = ("MS-1", "MS-2", "MS-3", "MS-4", "MS-5", "MS-6")
@@ -61,7 +61,7 @@ EVERY_RECOMMENDATION = [
      "IVIG cannot be recommended for treatment in secondary progressive MS (level A)."),
     ("MS-4", {"medications": [methylprednisolone()]}, "warning", "Level B", ADD_ON_SENTENCE),
     ("MS-5", {}, "warning", "Level A", ADD_ON_SENTENCE),
-    ("MS-6", {"conditions": [ppms()]}, "info", "No recommendation",
+    ("MS-6", {"conditions": [ppms()]}, "warning", "No recommendation",  # stated with MS-5: the purpose decides
      "In clinically isolated syndromes and in primary progressive MS there is not sufficient evidence to make any "
      "recommendations."),
 ]
@@ -98,11 +98,31 @@ def test_secondary_progressive_ms_gets_one_against_card_not_two(cards_by_topic, 
     assert [code for code in cards if code in CHAPTER] == ["MS-3"]
 
 
-@pytest.mark.parametrize("diagnosis", [ppms(), cis()], ids=["primary progressive", "clinically isolated syndrome"])
-def test_primary_progressive_ms_and_cis_get_no_recommendation(cards_by_topic, diagnosis):
-    card = ms_cards(cards_by_topic, conditions=[diagnosis])["MS-6"]
+def test_a_clinically_isolated_syndrome_gets_no_recommendation(cards_by_topic):
+    card = ms_cards(cards_by_topic, conditions=[cis()])["MS-6"]
     assert card["indicator"] == "info" and "No recommendation" in card["detail"]
     assert "suggestions" not in card
+
+
+@pytest.mark.parametrize("conditions", [[ppms()], [rrms(), ppms()]], ids=["PPMS", "RRMS code kept beside PPMS"])
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_primary_progressive_ms_gets_one_card_saying_the_purpose_decides(cards_by_topic, conditions, hook):
+    """'In ... primary progressive MS there is not sufficient evidence to make any recommendations' beside 'cannot be
+    recommended as treatment for chronic symptoms in MS (level A)': two cards, one 'not recommended, Level A' and one
+    'no recommendation', read as a contradiction. Both hold, for different purposes of the order, which the record does
+    not say: one card (MS-purpose) states both, the warning first."""
+    cards = ms_cards(cards_by_topic, conditions=conditions, hook=hook)
+    shown = {id(card): card for code, card in cards.items() if code in CHAPTER}
+    assert len(shown) == 1
+    card = cards["MS-5"]
+    assert card["source"]["topic"]["code"] == "MS-purpose" and stated_topics(card) == ["MS-5", "MS-6"]
+    assert card["indicator"] == "warning" and "Level A" in card["detail"] and "No recommendation" in card["detail"]
+    assert "suggestions" not in card
+    # the decision is read first, each recommendation in one line; the guideline's sentences come after
+    detail = card["detail"]
+    assert detail.startswith("**The purpose of the order is not coded")
+    assert detail.index("**No recommendation:**") < detail.index("**The guideline's sentences**") < detail.index(
+        "> In clinically isolated syndromes and in primary progressive MS")
 
 
 def test_rrms_gets_no_undecided_card(cards_by_topic):
