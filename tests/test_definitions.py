@@ -22,7 +22,9 @@ def test_every_definition_loads_and_validates():
 
 def test_every_recommendation_cites_its_sentence_and_level_and_has_a_topic_code(app):
     knowledge = app.extensions["ivig_cds"].knowledge
-    codes = {c["code"] for c in json.loads(RECOMMENDATION_CODES.read_text())["concept"]}
+    code_system = json.loads(RECOMMENDATION_CODES.read_text())
+    codes = {c["code"] for c in code_system["concept"]}
+    assert code_system["count"] == len(code_system["concept"]) == len(codes)  # CodeSystem.count: its concepts, each once
     for rec in knowledge.recommendations:
         assert rec.documentation["url"] == "https://doi.org/10.1111/j.1468-1331.2008.02246.x"
         assert rec.topic["code"] == rec.action_id and rec.action_id in codes
