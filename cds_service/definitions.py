@@ -34,7 +34,7 @@ VARIABLE = "http://hl7.org/fhir/StructureDefinition/variable"
 ENVIRONMENT = frozenset({"context", "resource", "rootResource", "ucum", "sct", "loinc"})
 _NAME = re.compile(r"%([A-Za-z]\w*)")
 _MEMBER_OF = re.compile(r"memberOf\(\s*'([^']+)'\s*\)")
-_MEMBERSHIP = re.compile(r"^%([A-Za-z]\w*)\.where\(([A-Za-z]\w*)\.memberOf\('([^']+)'\)\)(\.first\(\))?$")
+_MEMBERSHIP = re.compile(r"^%([A-Za-z]\w*)\.where\(([A-Za-z]\w*)\.memberOf\('([^']+)'\)(\.not\(\))?\)(\.first\(\))?$")
 _THRESHOLD = re.compile(r"^%([A-Za-z]\w*)\.where\(([A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\)$")
 #: the FHIR R4 model fhirpathpy navigates by: which elements are choices (value[x]) and what type each path has
 _R4 = models["r4"]
@@ -48,12 +48,15 @@ class DefinitionFault(ValueError):
 
 @dataclass(frozen=True)
 class Membership:
-    """`%base.where(element.memberOf('url'))`, with `.first()` when `first`."""
+    """`%base.where(element.memberOf('url'))`, with `.first()` when `first`; `.memberOf('url').not()` when `outside`:
+    the records whose element is there and not in the ValueSet (FHIRPath's `.not()` of an absent element is empty,
+    and `where` drops the record)."""
 
     base: str
     element: str
     url: str
     first: bool
+    outside: bool = False
 
     def __call__(self, values: Mapping[str, Any], index: ConceptIndex) -> list:
         records = values[self.base]
@@ -61,6 +64,9 @@ class Membership:
             found = [r for r in records if isinstance(r, dict) and index.member_of(element(r, self.element), self.url)]
         else:
             found = index.grouped(records, self.element, self._concept).get(self.url, [])
+        if self.outside:
+            inside = {id(r) for r in found}
+            found = [r for r in records if id(r) not in inside and self._concept(r) is not None]
         return found[:1] if self.first else list(found)
 
     def _concept(self, record: Any) -> Any:
@@ -208,7 +214,7 @@ class Compiler:
         match = _MEMBERSHIP.match(text)
         membership = None
         if match is not None and match.group(1) in self.base_names:
-            membership = Membership(match.group(1), match.group(2), match.group(3), bool(match.group(4)))
+            membership = Membership(match.group(1), match.group(2), match.group(3), bool(match.group(5)), bool(match.group(4)))
         threshold = None
         if (found := _THRESHOLD.match(text)) is not None:
             threshold = Threshold(found.group(1), tuple(found.group(2).split(".")), found.group(3), Decimal(found.group(4)))
