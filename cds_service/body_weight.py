@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-from .fhirjson import number, obj, recorded_at, text
+from .fhirjson import number, obj, quantity_written, recorded_at, text
 from .inputs import RESULT_STATUSES
 from .readable import unreadable
 from .regimen import POUND_IN_KG, UCUM, DosingWeight, fmt
@@ -35,8 +35,7 @@ def latest_dosing_weight(observations: Iterable[dict], is_body_weight: Callable[
     if not weights:
         if recorded:
             newest = recorded[0]
-            value = obj(newest.get("valueQuantity"))
-            shown = f"{value.get('value')!s} {text(value.get('code')) or text(value.get('unit')) or ''}".strip()
+            shown = quantity_written(obj(newest.get("valueQuantity")))
             return None, (f"The latest body weight on record ({recorded_at(newest) or 'undated'}, {shown}) is "
                           f"{text(newest.get('status')) or 'of no status'}, not a final result: confirm it in the chart.")
         return None, "No body weight is on record."

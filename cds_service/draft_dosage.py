@@ -26,7 +26,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from .fhirjson import UCUM, number, obj, objects, text
+from .fhirjson import UCUM, number, obj, objects, quantity_written, text
 
 if TYPE_CHECKING:
     from .regimen import DosingWeight
@@ -212,12 +212,10 @@ def _rate(dose_and_rate: dict) -> str | None:
     """An infusion rate as written ("100 mL/h"), from rateQuantity or rateRatio; None when there is none."""
     quantity = obj(dose_and_rate.get("rateQuantity"))
     if quantity:
-        return f"{quantity.get('value')!s} {text(quantity.get('code')) or text(quantity.get('unit')) or ''}".strip()
+        return quantity_written(quantity)
     ratio = obj(dose_and_rate.get("rateRatio"))
     if ratio:
-        numerator, denominator = obj(ratio.get("numerator")), obj(ratio.get("denominator"))
-        return (f"{numerator.get('value')!s} {text(numerator.get('unit')) or text(numerator.get('code')) or ''} per "
-                f"{denominator.get('value')!s} {text(denominator.get('unit')) or text(denominator.get('code')) or ''}").strip()
+        return f"{quantity_written(obj(ratio.get('numerator')))} per {quantity_written(obj(ratio.get('denominator')))}"
     return None
 
 

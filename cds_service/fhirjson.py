@@ -41,6 +41,13 @@ def copied(value: Any) -> Any:
     return value
 
 
+def quantity_written(quantity: Mapping[str, Any]) -> str:
+    """A Quantity as the record writes it ("100 mL/h", "154 kg"): its value as sent and its code, else its unit. For a
+    card that names what it could not use, so the clinician finds it in the chart."""
+    unit = text(quantity.get("code")) or text(quantity.get("unit")) or ""
+    return f"{quantity.get('value')!s} {unit}".strip()
+
+
 def text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
